@@ -1,0 +1,13 @@
+/* The spm CLI's subcommands: one file each, dispatched from the table in
+ * main.c. Each returns a process exit code and prints its own usage. */
+#ifndef SPM_CLI_COMMANDS_H
+#define SPM_CLI_COMMANDS_H
+
+int spm_cmd_ca(int argc, char **argv);
+int spm_cmd_platform(int argc, char **argv);
+int spm_cmd_keygen(int argc, char **argv);
+int spm_cmd_sign(int argc, char **argv);
+int spm_cmd_inspect(int argc, char **argv);
+int spm_cmd_run(int argc, char **argv);
+
+#endif

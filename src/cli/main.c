@@ -1,0 +1,51 @@
+/* spm: the one command-line tool of SPM. Subcommands live in cmd_*.c and
+ * are dispatched from this table; only this layer prints to the user. */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+
+struct spm_command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+};
+
+static const struct spm_command commands[] = {
+    {"ca", spm_cmd_ca, "manage the provisioning CA (init)"},
+    {"platform", spm_cmd_platform, "manage this host's simulated SGX platform (init, show)"},
+    {"keygen", spm_cmd_keygen, "create an enclave author's RSA-3072 signing key"},
+    {"sign", spm_cmd_sign, "lay out, measure and sign an enclave image"},
+    {"inspect", spm_cmd_inspect, "print an enclave image's identity and layout"},
+    {"run", spm_cmd_run, "load a signed enclave and run one of its test ecalls"},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: spm <command> [options]\n\n"
+                 "SPM: secure checkpoint/restore and migration of SGX enclave processes.\n"
+                 "Backend: sim (software SGX platform; protects nothing against local root).\n\n"
+                 "commands:\n");
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\n'spm <command> --help' describes a command.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "spm: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

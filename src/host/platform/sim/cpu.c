@@ -1,0 +1,2 @@
+/* placeholder: being written */
+typedef int spm_placeholder_t;
