@@ -7,6 +7,26 @@
 #ifndef SPM_ABI_ENCLAVE_ABI_H
 #define SPM_ABI_ENCLAVE_ABI_H
 
+/* Constants shared with assembly (entry.S, the simulated EENTER). */
+#define SPM_TD_SELF_OFFSET      0x00
+#define SPM_TD_STACK_TOP_OFFSET 0x08
+#define SPM_TD_UNTRUSTED_RSP    0x40
+#define SPM_TD_UNTRUSTED_RBP    0x48
+#define SPM_TD_EXIT_ADDRESS     0x50
+#define SPM_TD_TRUSTED_RSP      0x58
+#define SPM_TD_SIM_ENCLU        0x60
+#define SPM_TD_STATE            0x68
+
+#define SPM_TD_STATE_IDLE  0
+#define SPM_TD_STATE_ECALL 1
+#define SPM_TD_STATE_OCALL 2
+
+#define SPM_ENTER_ECALL 0
+#define SPM_ENTER_ORET  1
+#define SPM_EXIT_RETURN 0
+#define SPM_EXIT_OCALL  1
+
+#ifndef __ASSEMBLER__
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,17 +35,17 @@
 /* ---- Image metadata: the non-allocated ELF section `.spm_meta` ----
  * The trusted runtime reserves it zero-filled; `spm sign` fills it. It is not
  * part of any PT_LOAD segment and therefore not measured. */
-#define SPM_META_SECTION ".spm_meta"
+#define SPM_META_SECTION      ".spm_meta"
 #define SPM_META_SECTION_SIZE 4096u
-#define SPM_META_MAGIC 0x4154454D4D505300ull /* "\0SPMMETA" */
-#define SPM_META_VERSION 1u
+#define SPM_META_MAGIC        0x4154454D4D505300ull /* "\0SPMMETA" */
+#define SPM_META_VERSION      1u
 
 /* What the enclave author chose at signing time; the layout derives from it. */
 struct spm_enclave_config {
-    uint64_t heap_size;      /* bytes, page multiple */
-    uint64_t stack_size;     /* bytes per TCS, page multiple */
-    uint64_t elrange_size;   /* power of two; 0 at signing means "smallest that fits" */
-    uint32_t tcs_count;      /* number of TCS / host threads that may be inside at once */
+    uint64_t heap_size;       /* bytes, page multiple */
+    uint64_t stack_size;      /* bytes per TCS, page multiple */
+    uint64_t elrange_size;    /* power of two; 0 at signing means "smallest that fits" */
+    uint32_t tcs_count;       /* number of TCS / host threads that may be inside at once */
     uint32_t ssa_frame_pages; /* SECS.SSAFRAMESIZE */
     uint32_t ssa_frame_count; /* TCS.NSSA */
     uint32_t misc_select;
@@ -57,8 +77,8 @@ struct spm_image_meta {
  *     TCS page               TCS, measured
  *     SSA frames             RW, unmeasured
  * The whole is padded to elrange_size (a power of two). */
-#define SPM_LAYOUT_MAGIC 0x54554F59414C5053ull /* "SPLAYOUT" */
-#define SPM_LAYOUT_VERSION 1u
+#define SPM_LAYOUT_MAGIC      0x54554F59414C5053ull /* "SPLAYOUT" */
+#define SPM_LAYOUT_VERSION    1u
 #define SPM_INCARNATION_PAGES 1u
 
 struct spm_layout_info {
@@ -89,35 +109,22 @@ struct spm_layout_info {
  * offsets, never addresses, so the measurement does not depend on the base.
  * The rest starts zero and is the runtime's per-thread state. */
 struct spm_thread_data {
-    uint64_t self_offset;       /* 0x00 */
-    uint64_t stack_top_offset;  /* 0x08 */
+    uint64_t self_offset;        /* 0x00 */
+    uint64_t stack_top_offset;   /* 0x08 */
     uint64_t stack_limit_offset; /* 0x10 */
-    uint64_t tcs_offset;        /* 0x18 */
-    uint64_t tcs_index;         /* 0x20 */
+    uint64_t tcs_offset;         /* 0x18 */
+    uint64_t tcs_index;          /* 0x20 */
     uint64_t measured_reserved[3];
     /* runtime state, zero at load */
-    uint64_t untrusted_rsp;     /* 0x40 */
-    uint64_t untrusted_rbp;     /* 0x48 */
-    uint64_t exit_address;      /* 0x50 */
-    uint64_t trusted_rsp;       /* 0x58: saved while parked in an ocall */
-    uint64_t sim_enclu;         /* 0x60: simulated ENCLU entry, 0 on hardware */
-    uint64_t state;             /* 0x68: SPM_TD_STATE_* */
-    uint64_t ocall_count;       /* 0x70 */
+    uint64_t untrusted_rsp; /* 0x40 */
+    uint64_t untrusted_rbp; /* 0x48 */
+    uint64_t exit_address;  /* 0x50 */
+    uint64_t trusted_rsp;   /* 0x58: saved while parked in an ocall */
+    uint64_t sim_enclu;     /* 0x60: simulated ENCLU entry, 0 on hardware */
+    uint64_t state;         /* 0x68: SPM_TD_STATE_* */
+    uint64_t ocall_count;   /* 0x70 */
     uint64_t reserved[17];
 } __attribute__((packed));
-
-#define SPM_TD_SELF_OFFSET 0x00
-#define SPM_TD_STACK_TOP_OFFSET 0x08
-#define SPM_TD_UNTRUSTED_RSP 0x40
-#define SPM_TD_UNTRUSTED_RBP 0x48
-#define SPM_TD_EXIT_ADDRESS 0x50
-#define SPM_TD_TRUSTED_RSP 0x58
-#define SPM_TD_SIM_ENCLU 0x60
-#define SPM_TD_STATE 0x68
-
-#define SPM_TD_STATE_IDLE 0u
-#define SPM_TD_STATE_ECALL 1u
-#define SPM_TD_STATE_OCALL 2u
 
 /* ---- Entry and exit registers ----
  * EENTER: RBX = TCS address, RCX = exit address (the CPU sets both),
@@ -128,10 +135,6 @@ struct spm_thread_data {
  *         RDX = untrusted struct spm_ocall_frame (OCALL only),
  *         RCX = untrusted RSP recorded at the ECALL's entry; RSP is set
  *         to RCX on ECALL return, and below the ocall frame on OCALL. */
-#define SPM_ENTER_ECALL 0u
-#define SPM_ENTER_ORET 1u
-#define SPM_EXIT_RETURN 0u
-#define SPM_EXIT_OCALL 1u
 
 /* Ecall arguments, in untrusted memory; trusted code copies them in once. */
 struct spm_ecall_args {
@@ -153,13 +156,13 @@ struct spm_ocall_frame {
     uint8_t data[];
 } __attribute__((packed));
 
-#define SPM_OCALL_RED_ZONE 128u
+#define SPM_OCALL_RED_ZONE    128u
 #define SPM_OCALL_FRAME_ALIGN 64u
 
 /* Limits trusted code enforces on a single call. */
-#define SPM_ECALL_MAX_IN_SIZE (64u << 20)
+#define SPM_ECALL_MAX_IN_SIZE  (64u << 20)
 #define SPM_ECALL_MAX_OUT_SIZE (64u << 20)
-#define SPM_OCALL_MAX_SIZE (1u << 20)
+#define SPM_OCALL_MAX_SIZE     (1u << 20)
 
 /* ---- Call ids ----
  * Application ecalls and ocalls are 0..N-1 in the app's tables. The runtime's
@@ -169,11 +172,11 @@ enum spm_rt_ecall {
     SPM_RT_ECALL_INIT = SPM_RT_CALL_BASE, /* first entry: self-relocation, DRBG */
 };
 enum spm_rt_ocall {
-    SPM_RT_OCALL_LOG = SPM_RT_CALL_BASE,   /* in: bytes to print */
-    SPM_RT_OCALL_TIME,                     /* out: u64 seconds since the epoch */
-    SPM_RT_OCALL_QE_TARGET_INFO,           /* out: struct sgx_target_info */
-    SPM_RT_OCALL_QUOTE,                    /* in: struct sgx_report; out: quote */
-    SPM_RT_OCALL_YIELD,                    /* no data: sched_yield on the host */
+    SPM_RT_OCALL_LOG = SPM_RT_CALL_BASE, /* in: bytes to print */
+    SPM_RT_OCALL_TIME,                   /* out: u64 seconds since the epoch */
+    SPM_RT_OCALL_QE_TARGET_INFO,         /* out: struct sgx_target_info */
+    SPM_RT_OCALL_QUOTE,                  /* in: struct sgx_report; out: quote */
+    SPM_RT_OCALL_YIELD,                  /* no data: sched_yield on the host */
 };
 
 /* Status codes the host may return from an ocall; trusted code maps any
@@ -194,4 +197,5 @@ _Static_assert(offsetof(struct spm_thread_data, stack_top_offset) == SPM_TD_STAC
 _Static_assert(sizeof(struct spm_ecall_args) == 40, "ecall args");
 _Static_assert(sizeof(struct spm_ocall_frame) == 32, "ocall frame header");
 
+#endif /* __ASSEMBLER__ */
 #endif

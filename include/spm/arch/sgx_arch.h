@@ -8,36 +8,36 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SGX_PAGE_SIZE 4096u
-#define SGX_HASH_SIZE 32u
-#define SGX_CPUSVN_SIZE 16u
-#define SGX_KEYID_SIZE 32u
-#define SGX_REPORT_DATA_SIZE 64u
-#define SGX_MAC_SIZE 16u
-#define SGX_MODULUS_SIZE 384u
-#define SGX_CONFIGID_SIZE 64u
+#define SGX_PAGE_SIZE           4096u
+#define SGX_HASH_SIZE           32u
+#define SGX_CPUSVN_SIZE         16u
+#define SGX_KEYID_SIZE          32u
+#define SGX_REPORT_DATA_SIZE    64u
+#define SGX_MAC_SIZE            16u
+#define SGX_MODULUS_SIZE        384u
+#define SGX_CONFIGID_SIZE       64u
 #define SGX_ISVEXT_PROD_ID_SIZE 16u
-#define SGX_ISV_FAMILY_ID_SIZE 16u
+#define SGX_ISV_FAMILY_ID_SIZE  16u
 
 /* ATTRIBUTES.FLAGS bits */
-#define SGX_FLAGS_INITTED 0x0000000000000001ull
-#define SGX_FLAGS_DEBUG 0x0000000000000002ull
-#define SGX_FLAGS_MODE64BIT 0x0000000000000004ull
-#define SGX_FLAGS_PROVISION_KEY 0x0000000000000010ull
+#define SGX_FLAGS_INITTED        0x0000000000000001ull
+#define SGX_FLAGS_DEBUG          0x0000000000000002ull
+#define SGX_FLAGS_MODE64BIT      0x0000000000000004ull
+#define SGX_FLAGS_PROVISION_KEY  0x0000000000000010ull
 #define SGX_FLAGS_EINITTOKEN_KEY 0x0000000000000020ull
-#define SGX_FLAGS_KSS 0x0000000000000080ull
-#define SGX_FLAGS_AEX_NOTIFY 0x0000000000000400ull
-#define SGX_XFRM_LEGACY 0x0000000000000003ull
+#define SGX_FLAGS_KSS            0x0000000000000080ull
+#define SGX_FLAGS_AEX_NOTIFY     0x0000000000000400ull
+#define SGX_XFRM_LEGACY          0x0000000000000003ull
 
 /* SECINFO.FLAGS */
-#define SGX_SECINFO_R 0x01ull
-#define SGX_SECINFO_W 0x02ull
-#define SGX_SECINFO_X 0x04ull
-#define SGX_SECINFO_SECS 0x0000ull
-#define SGX_SECINFO_TCS 0x0100ull
-#define SGX_SECINFO_REG 0x0200ull
-#define SGX_SECINFO_VA 0x0300ull
-#define SGX_SECINFO_TRIM 0x0400ull
+#define SGX_SECINFO_R              0x01ull
+#define SGX_SECINFO_W              0x02ull
+#define SGX_SECINFO_X              0x04ull
+#define SGX_SECINFO_SECS           0x0000ull
+#define SGX_SECINFO_TCS            0x0100ull
+#define SGX_SECINFO_REG            0x0200ull
+#define SGX_SECINFO_VA             0x0300ull
+#define SGX_SECINFO_TRIM           0x0400ull
 #define SGX_SECINFO_PAGE_TYPE_MASK 0xff00ull
 
 /* ENCLU leaves */
@@ -59,21 +59,21 @@ enum sgx_key_name {
 };
 
 /* KEYREQUEST.KEYPOLICY */
-#define SGX_KEYPOLICY_MRENCLAVE 0x0001u
-#define SGX_KEYPOLICY_MRSIGNER 0x0002u
-#define SGX_KEYPOLICY_NOISVPRODID 0x0004u
-#define SGX_KEYPOLICY_CONFIGID 0x0008u
-#define SGX_KEYPOLICY_ISVFAMILYID 0x0010u
+#define SGX_KEYPOLICY_MRENCLAVE    0x0001u
+#define SGX_KEYPOLICY_MRSIGNER     0x0002u
+#define SGX_KEYPOLICY_NOISVPRODID  0x0004u
+#define SGX_KEYPOLICY_CONFIGID     0x0008u
+#define SGX_KEYPOLICY_ISVFAMILYID  0x0010u
 #define SGX_KEYPOLICY_ISVEXTPRODID 0x0020u
-#define SGX_KEYPOLICY_VALID_MASK 0x003fu
-#define SGX_KEYPOLICY_KSS_MASK 0x003cu
+#define SGX_KEYPOLICY_VALID_MASK   0x003fu
+#define SGX_KEYPOLICY_KSS_MASK     0x003cu
 
 /* Error codes EGETKEY / EREPORT return in RAX (SDM table 40-x). */
-#define SGX_SUCCESS 0
+#define SGX_SUCCESS           0
 #define SGX_INVALID_ATTRIBUTE 2
-#define SGX_INVALID_CPUSVN 32
-#define SGX_INVALID_ISVSVN 64
-#define SGX_INVALID_KEYNAME 256
+#define SGX_INVALID_CPUSVN    32
+#define SGX_INVALID_ISVSVN    64
+#define SGX_INVALID_KEYNAME   256
 
 struct sgx_attributes {
     uint64_t flags;
@@ -85,10 +85,10 @@ struct sgx_measurement {
 };
 
 /* ECREATE/EADD/EEXTEND measurement records: each a 64-byte block. */
-#define SGX_MEASURE_BLOCK_SIZE 64u
-#define SGX_EEXTEND_CHUNK_SIZE 256u
+#define SGX_MEASURE_BLOCK_SIZE  64u
+#define SGX_EEXTEND_CHUNK_SIZE  256u
 #define SGX_MEASURE_TAG_ECREATE 0x0045544145524345ull /* "ECREATE\0" */
-#define SGX_MEASURE_TAG_EADD 0x0000000044444145ull    /* "EADD\0\0\0\0" */
+#define SGX_MEASURE_TAG_EADD    0x0000000044444145ull /* "EADD\0\0\0\0" */
 #define SGX_MEASURE_TAG_EEXTEND 0x00444E4554584545ull /* "EEXTEND\0" */
 
 /* SECS: the enclave control structure (one page). */
@@ -163,11 +163,16 @@ struct sgx_sigstruct {
 } __attribute__((packed));
 
 #define SGX_SIGSTRUCT_HEADER1                                                                      \
-    {0x06, 0x00, 0x00, 0x00, 0xE1, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00}
+    {                                                                                              \
+        0x06, 0x00, 0x00, 0x00, 0xE1, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00                     \
+    }
 #define SGX_SIGSTRUCT_HEADER2                                                                      \
-    {0x01, 0x01, 0x00, 0x00, 0x60, 0x00, 0x00, 0x00, 0x60, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00}
+    {                                                                                              \
+        0x01, 0x01, 0x00, 0x00, 0x60, 0x00, 0x00, 0x00, 0x60, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00,  \
+            0x00                                                                                   \
+    }
 #define SGX_SIGSTRUCT_TYPE_DEBUG_SIGNER 0x80000000u
-#define SGX_SIGSTRUCT_VENDOR_INTEL 0x8086u
+#define SGX_SIGSTRUCT_VENDOR_INTEL      0x8086u
 
 /* REPORT body (384 B), REPORT (432 B), TARGETINFO (512 B). */
 struct sgx_report_body {
@@ -232,8 +237,8 @@ struct sgx_sealed_data {
 } __attribute__((packed));
 
 /* DCAP ECDSA quote v3 (SGX-FORMATS.md section 6). */
-#define SGX_QUOTE_VERSION 3u
-#define SGX_QUOTE_ATT_KEY_ECDSA_P256 2u
+#define SGX_QUOTE_VERSION             3u
+#define SGX_QUOTE_ATT_KEY_ECDSA_P256  2u
 #define SGX_QUOTE_CERT_TYPE_PCK_CHAIN 5u
 
 struct sgx_quote_header {
@@ -254,7 +259,7 @@ struct sgx_quote {
 } __attribute__((packed));
 
 struct sgx_ecdsa_sig_data {
-    uint8_t sig[64];          /* r || s, big-endian */
+    uint8_t sig[64];            /* r || s, big-endian */
     uint8_t attest_pub_key[64]; /* x || y, big-endian */
     struct sgx_report_body qe_report;
     uint8_t qe_report_sig[64];

@@ -9,7 +9,7 @@ enum spm_log_level { SPM_LOG_ERROR = 0, SPM_LOG_INFO = 1, SPM_LOG_DEBUG = 2 };
 void spm_log(enum spm_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define spm_error(...) spm_log(SPM_LOG_ERROR, __VA_ARGS__)
-#define spm_info(...) spm_log(SPM_LOG_INFO, __VA_ARGS__)
+#define spm_info(...)  spm_log(SPM_LOG_INFO, __VA_ARGS__)
 #define spm_debug(...) spm_log(SPM_LOG_DEBUG, __VA_ARGS__)
 
 #endif

@@ -38,10 +38,25 @@ void spm_sim_platform_close(struct spm_sim_platform *p);
 
 void spm_sim_platform_cpusvn(const struct spm_sim_platform *p, uint8_t cpusvn[16]);
 
+/* What `spm platform show` prints about a loaded platform. */
+struct spm_sim_platform_info {
+    const char *dir; /* borrowed from the platform; valid until it is closed */
+    uint8_t cpusvn[16];
+    char attest_subject[256]; /* attestation certificate, RFC 2253 */
+    char attest_issuer[256];
+    char root_subject[256]; /* the trusted root quotes chain up to */
+};
+
+/* Fills *info. -EBADMSG if a certificate cannot be parsed (not after a
+ * successful open), -ENOMEM. */
+int spm_sim_platform_describe(const struct spm_sim_platform *p, struct spm_sim_platform_info *info)
+    __attribute__((warn_unused_result));
+
 /* EGETKEY for an enclave with control structure `secs`. Returns an SGX error
  * code (SGX_SUCCESS, SGX_INVALID_ISVSVN, SGX_INVALID_CPUSVN,
  * SGX_INVALID_KEYNAME, SGX_INVALID_ATTRIBUTE) as the instruction does;
- * reserved fields must be zero (else SGX_INVALID_ATTRIBUTE). */
+ * reserved fields must be zero (else SGX_INVALID_ATTRIBUTE); -EIO (negative)
+ * only if the host crypto library fails. */
 int spm_sim_egetkey(const struct spm_sim_platform *p, const struct sgx_secs *secs,
                     const struct sgx_key_request *request, uint8_t key[16]);
 

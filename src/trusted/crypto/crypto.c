@@ -1,0 +1,151 @@
+/* BearSSL behind SPM's trusted API. AES uses the AES-NI implementation and
+ * GHASH the PCLMUL one directly (no CPUID probing, which faults inside a
+ * hardware enclave); ECDSA uses the constant-time i31 code. */
+#include "crypto.h"
+
+#include <bearssl.h>
+#include <errno.h>
+
+#include "spm/trts.h"
+
+_Static_assert(sizeof(br_hmac_drbg_context) <= TC_DRBG_SIZE, "DRBG context fits");
+
+static void aes_block_encrypt(const br_aes_x86ni_cbcenc_keys *k, uint8_t block[16])
+{
+    uint8_t iv[16] = {0};
+    br_aes_x86ni_cbcenc_run(k, iv, block, 16);
+}
+
+static void cmac_double(uint8_t v[16])
+{
+    uint8_t carry = v[0] >> 7;
+    for (int i = 0; i < 15; i++)
+        v[i] = (uint8_t)((v[i] << 1) | (v[i + 1] >> 7));
+    v[15] = (uint8_t)((v[15] << 1) ^ (carry ? 0x87 : 0));
+}
+
+void tc_aes128_cmac(const uint8_t key[16], const void *data, size_t size, uint8_t mac[16])
+{
+    br_aes_x86ni_cbcenc_keys k;
+    br_aes_x86ni_cbcenc_init(&k, key, 16);
+    uint8_t subkey[16] = {0};
+    aes_block_encrypt(&k, subkey);
+    cmac_double(subkey); /* K1 */
+    const uint8_t *p = data;
+    size_t full = size ? (size - 1) / 16 : 0; /* blocks before the last */
+    uint8_t state[16] = {0}, last[16] = {0};
+    for (size_t i = 0; i < full; i++) {
+        for (int j = 0; j < 16; j++)
+            state[j] ^= p[16 * i + j];
+        aes_block_encrypt(&k, state);
+    }
+    size_t rest = size - 16 * full;
+    memcpy(last, p + 16 * full, rest);
+    if (rest < 16) {
+        last[rest] = 0x80;
+        cmac_double(subkey); /* K2 */
+    }
+    for (int j = 0; j < 16; j++)
+        state[j] ^= last[j] ^ subkey[j];
+    aes_block_encrypt(&k, state);
+    memcpy(mac, state, 16);
+    spm_wipe(&k, sizeof(k));
+    spm_wipe(subkey, sizeof(subkey));
+    spm_wipe(state, sizeof(state));
+}
+
+int tc_aes_gcm(const uint8_t *key, size_t key_size, const uint8_t *iv, size_t iv_size,
+               const void *aad, size_t aad_size, void *data, size_t size, bool encrypt,
+               uint8_t tag[16])
+{
+    br_aes_x86ni_ctr_keys aes;
+    br_gcm_context gcm;
+    br_aes_x86ni_ctr_init(&aes, key, key_size);
+    br_gcm_init(&gcm, &aes.vtable, br_ghash_pclmul);
+    br_gcm_reset(&gcm, iv, iv_size);
+    br_gcm_aad_inject(&gcm, aad, aad_size);
+    br_gcm_flip(&gcm);
+    br_gcm_run(&gcm, encrypt, data, size);
+    int ret = 0;
+    if (encrypt)
+        br_gcm_get_tag(&gcm, tag);
+    else if (!br_gcm_check_tag(&gcm, tag))
+        ret = -EBADMSG;
+    spm_wipe(&aes, sizeof(aes));
+    spm_wipe(&gcm, sizeof(gcm));
+    return ret;
+}
+
+void tc_drbg_init(void *ctx, const void *seed, size_t seed_size)
+{
+    br_hmac_drbg_init(ctx, &br_sha256_vtable, seed, seed_size);
+}
+
+void tc_drbg_generate(void *ctx, void *out, size_t size)
+{
+    br_hmac_drbg_generate(ctx, out, size);
+}
+
+int tc_p256_keygen(void *drbg, uint8_t private_key[32], uint8_t public_key[65])
+{
+    const br_ec_impl *ec = &br_ec_p256_m31;
+    br_ec_private_key sk;
+    br_ec_public_key pk;
+    uint8_t sk_buf[BR_EC_KBUF_PRIV_MAX_SIZE], pk_buf[BR_EC_KBUF_PUB_MAX_SIZE];
+    if (br_ec_keygen(drbg, ec, &sk, sk_buf, BR_EC_secp256r1) != 32)
+        return -EIO;
+    if (br_ec_compute_pub(ec, &pk, pk_buf, &sk) != 65)
+        return -EIO;
+    memcpy(private_key, sk.x, 32);
+    memcpy(public_key, pk.q, 65);
+    spm_wipe(sk_buf, sizeof(sk_buf));
+    return 0;
+}
+
+int tc_p256_sign(const uint8_t private_key[32], const uint8_t hash[32], uint8_t sig[64])
+{
+    br_ec_private_key sk = {BR_EC_secp256r1, (unsigned char *)private_key, 32};
+    return br_ecdsa_i31_sign_raw(&br_ec_p256_m31, &br_sha256_vtable, hash, &sk, sig) == 64 ? 0
+                                                                                           : -EIO;
+}
+
+bool tc_p256_verify(const uint8_t public_key[65], const uint8_t hash[32], const uint8_t sig[64])
+{
+    br_ec_public_key pk = {BR_EC_secp256r1, (unsigned char *)public_key, 65};
+    return br_ecdsa_i31_vrfy_raw(&br_ec_p256_m31, hash, 32, &pk, sig, 64) == 1;
+}
+
+int tc_p256_ecdh(const uint8_t private_key[32], const uint8_t peer_public[65], uint8_t shared_x[32])
+{
+    uint8_t point[65];
+    memcpy(point, peer_public, 65);
+    /* mul() validates that the peer's point is on the curve. */
+    if (br_ec_p256_m31.mul(point, 65, private_key, 32, BR_EC_secp256r1) != 1) {
+        spm_wipe(point, sizeof(point));
+        return -EINVAL;
+    }
+    memcpy(shared_x, point + 1, 32);
+    spm_wipe(point, sizeof(point));
+    return 0;
+}
+
+void tc_hmac_sha256(const void *key, size_t key_size, const void *data, size_t size,
+                    uint8_t mac[32])
+{
+    br_hmac_key_context kc;
+    br_hmac_context hc;
+    br_hmac_key_init(&kc, &br_sha256_vtable, key, key_size);
+    br_hmac_init(&hc, &kc, 0);
+    br_hmac_update(&hc, data, size);
+    br_hmac_out(&hc, mac);
+    spm_wipe(&kc, sizeof(kc));
+    spm_wipe(&hc, sizeof(hc));
+}
+
+void spm_sha256(const void *data, size_t size, uint8_t digest[32])
+{
+    br_sha256_context c;
+    br_sha256_init(&c);
+    br_sha256_update(&c, data, size);
+    br_sha256_out(&c, digest);
+}
