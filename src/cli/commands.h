@@ -8,6 +8,5 @@ int spm_cmd_platform(int argc, char **argv);
 int spm_cmd_keygen(int argc, char **argv);
 int spm_cmd_sign(int argc, char **argv);
 int spm_cmd_inspect(int argc, char **argv);
-int spm_cmd_run(int argc, char **argv);
 
 #endif

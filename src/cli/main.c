@@ -17,7 +17,6 @@ static const struct spm_command commands[] = {
     {"keygen", spm_cmd_keygen, "create an enclave author's RSA-3072 signing key"},
     {"sign", spm_cmd_sign, "lay out, measure and sign an enclave image"},
     {"inspect", spm_cmd_inspect, "print an enclave image's identity and layout"},
-    {"run", spm_cmd_run, "load a signed enclave and run one of its test ecalls"},
 };
 
 static void usage(FILE *out)

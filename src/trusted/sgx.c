@@ -194,6 +194,12 @@ int spm_unseal(const void *sealed_in, size_t sealed_size, void *text, size_t tex
         return -ENOSPC;
     if (sealed->key_request.key_name != SGX_KEYSELECT_SEAL)
         return -EBADMSG;
+    /* Reserved header bytes are not covered by the tag: insist they are zero
+     * so that no bit of a sealed blob can change unnoticed. */
+    static const uint8_t zero[12];
+    if (memcmp(sealed->reserved1, zero, sizeof(zero)) != 0 ||
+        memcmp(sealed->reserved2, zero, sizeof(zero)) != 0)
+        return -EBADMSG;
     uint8_t key[16];
     int ret = spm_get_key(&sealed->key_request, key);
     if (ret < 0)

@@ -175,7 +175,7 @@ static int e_heap(const uint8_t *in, size_t in_size, uint8_t *out, size_t out_ca
     for (int round = 0; round < 8; round++) {
         for (int i = 0; i < N; i++) {
             x = x * 1103515245u + 12345u;
-            size_t size = 1 + (x >> 8) % (i % 4 == 0 ? 70000 : 900);
+            size_t size = 2 + (x >> 8) % (i % 4 == 0 ? 12000 : 900);
             blocks[i] = malloc(size);
             if (!blocks[i])
                 return -ENOMEM;
