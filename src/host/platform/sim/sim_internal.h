@@ -1,0 +1,98 @@
+/* Inside the software SGX platform: what a loaded platform holds and the
+ * derivations its three parts (store.c loads it, derive.c is the CPU's key
+ * logic, quote.c the quoting enclave) share. Nothing outside sim/ includes
+ * this; the rest of SPM sees struct spm_sim_platform as opaque (sim.h). */
+#ifndef SPM_HOST_PLATFORM_SIM_INTERNAL_H
+#define SPM_HOST_PLATFORM_SIM_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "host/crypto/ecdsa.h"
+#include "sim.h"
+
+#define SPM_SIM_ROOT_SECRET_SIZE 32u
+
+/* Files of a platform directory (all mode 0600, written atomically):
+ *   platform.state  binary, layout below: root secret and CPUSVN
+ *   attest.key      PKCS#8 PEM: the ECDSA P-256 attestation key
+ *   attest.crt      PEM: its certificate, issued by the provisioning CA
+ *   root.crt        PEM: the CA certificate, the root quotes chain up to
+ * platform.state is written last, so a directory without it is an
+ * interrupted `spm platform init`.
+ *
+ * platform.state (version 1), 96 bytes, integers little-endian:
+ *   0   8  magic "SPMPLAT\0"
+ *   8   4  version (1)
+ *   12  4  total file size (96)
+ *   16 32  root secret: the simulated fuses every key derives from
+ *   48 16  CPUSVN
+ *   64 32  SHA-256 of bytes [0, 64): catches truncation and bit rot (not
+ *          tampering: like the SDK's simulation, the file is protected only
+ *          by its mode) */
+#define SPM_SIM_STATE_FILE "platform.state"
+#define SPM_SIM_ATTEST_KEY_FILE "attest.key"
+#define SPM_SIM_ATTEST_CERT_FILE "attest.crt"
+#define SPM_SIM_ROOT_CERT_FILE "root.crt"
+#define SPM_SIM_STATE_MAGIC "SPMPLAT\0"
+#define SPM_SIM_STATE_VERSION 1u
+#define SPM_SIM_STATE_SIZE 96u
+
+/* Files of a provisioning CA directory (`spm ca init`): the key is 0600, the
+ * certificate 0644 because verifiers on other hosts and accounts need it. */
+#define SPM_SIM_CA_KEY_FILE "ca.key"
+#define SPM_SIM_CA_CERT_FILE "ca.crt"
+
+/* The CPUSVN a new platform reports: the SDK simulation's DEFAULT_CPUSVN
+ * (linux-sgx sdk/simulation/tinst/rts_sim.h), so that requests built for the
+ * SDK's simulation mean the same here. CPUSVN is modelled as 16 component
+ * SVNs: a requested CPUSVN is "not newer" when no byte exceeds the current
+ * one's. */
+#define SPM_SIM_DEFAULT_CPUSVN                                                                     \
+    {0x48, 0x20, 0xf3, 0x37, 0x6a, 0xe6, 0xb2, 0xf2,                                               \
+     0x03, 0x4d, 0x3b, 0x7a, 0x4b, 0x48, 0xa7, 0x78}
+
+/* Where the SDK simulation keeps the KSS identity in a SECS (its
+ * isv_ext_id_t overlaid on SECS.reserved4, offset 262): ISVFAMILYID, then
+ * ISVEXTPRODID. Simulated EINIT copies them there from the SIGSTRUCT. */
+#define SPM_SIM_SECS_ISVFAMILYID_OFFSET 262u
+#define SPM_SIM_SECS_ISVEXTPRODID_OFFSET 278u
+
+struct spm_sim_platform {
+    char *dir;
+    uint8_t root_secret[SPM_SIM_ROOT_SECRET_SIZE];
+    uint8_t cpusvn[SGX_CPUSVN_SIZE];
+    struct spm_ec_key *attest_key;
+    uint8_t attest_public[SPM_EC_PUBLIC_SIZE];
+    /* attest.crt || root.crt exactly as quotes carry it (NUL-terminated,
+     * cert_chain_size excludes the NUL), verified at open. */
+    char *cert_chain;
+    size_t cert_chain_size;
+    size_t attest_cert_size; /* the leaf's share of cert_chain */
+};
+
+/* Labels of the platform secrets derived from the root secret. */
+#define SPM_SIM_LABEL_KEY_ROOT "SPM sim key root"
+#define SPM_SIM_LABEL_OWNER_EPOCH "SPM sim owner epoch"
+#define SPM_SIM_LABEL_QE_ID "SPM sim QE id"
+
+/* HMAC-SHA-256(root secret, label || u16le index) truncated to 16 bytes: the
+ * per-KEYNAME root keys (index = KEYNAME), the owner epoch and the QE id
+ * (index 0). `out` is a secret for the first two; the caller wipes it.
+ * -EIO if the host crypto fails. */
+int spm_sim_platform_secret(const struct spm_sim_platform *p, const char *label, uint16_t index,
+                            uint8_t out[16]) __attribute__((warn_unused_result));
+
+/* The REPORT key of the enclave whose identity is `identity` (MRENCLAVE,
+ * ATTRIBUTES, MISCSELECT, CONFIGSVN, CONFIGID of a TARGETINFO; for EGETKEY
+ * built from the SECS) for `key_id`, at the current CPUSVN: the dd_report_key_t
+ * derivation. `key` is secret; the caller wipes it. -EIO. */
+int spm_sim_report_key(const struct spm_sim_platform *p, const struct sgx_target_info *identity,
+                       const uint8_t key_id[SGX_KEYID_SIZE], uint8_t key[16])
+    __attribute__((warn_unused_result));
+
+/* The simulated quoting enclave's SECS: the fixed identity of quote.h's
+ * spm_quote_sim_qe_identity, attributes INIT|MODE64BIT|PROVISIONKEY. */
+void spm_sim_qe_secs(struct sgx_secs *secs);
+
+#endif
