@@ -22,9 +22,9 @@ struct report {
     const struct spm_image_meta *meta;
     bool layout_ok;
     struct spm_layout layout;
-    char mrenclave[65];          /* SIGSTRUCT.ENCLAVEHASH */
-    char measured[65];           /* recomputed, when the layout is valid */
-    char mrsigner[65];           /* SHA-256 of SIGSTRUCT.MODULUS */
+    char mrenclave[65]; /* SIGSTRUCT.ENCLAVEHASH */
+    char measured[65];  /* recomputed, when the layout is valid */
+    char mrsigner[65];  /* SHA-256 of SIGSTRUCT.MODULUS */
     bool signature_ok, measurement_ok, verified;
 };
 
@@ -89,7 +89,7 @@ static void print_text(const struct report *r)
     printf("ISVSVN       %u\n", sig->body.isv_svn);
     printf("attributes   flags %#" PRIx64 " xfrm %#" PRIx64 " (debug: %s)\n", c->attributes_flags,
            c->attributes_xfrm, debug ? "yes" : "no");
-    printf("miscselect   %#x (mask %#x)\n", sig->body.misc_select, sig->body.misc_mask);
+    printf("miscselect   0x%x (mask 0x%x)\n", sig->body.misc_select, sig->body.misc_mask);
     printf("signed on    %04x-%02x-%02x\n", date >> 16, (date >> 8) & 0xff, date & 0xff);
     printf("TCS count    %u\n", c->tcs_count);
     printf("heap         %" PRIu64 " bytes\n", c->heap_size);
@@ -151,8 +151,7 @@ static void print_json(const struct report *r)
            (c->attributes_flags & SGX_FLAGS_DEBUG) ? "true" : "false");
     printf("  \"misc_select\": %u,\n  \"date\": \"%08x\",\n", sig->body.misc_select,
            sig->header.date);
-    printf("  \"tcs_count\": %u,\n  \"heap_size\": %" PRIu64 ",\n  \"stack_size\": %" PRIu64
-           ",\n",
+    printf("  \"tcs_count\": %u,\n  \"heap_size\": %" PRIu64 ",\n  \"stack_size\": %" PRIu64 ",\n",
            c->tcs_count, c->heap_size, c->stack_size);
     printf("  \"ssa_frame_count\": %u,\n  \"ssa_frame_pages\": %u,\n", c->ssa_frame_count,
            c->ssa_frame_pages);
@@ -173,8 +172,7 @@ static void print_json(const struct report *r)
         printf("  \"layout\": {\n    \"image_size\": %" PRIu64 ",\n    \"info_offset\": %" PRIu64
                ",\n",
                l->image_size, l->info_offset);
-        printf("    \"incarnation_offset\": %" PRIu64 ",\n    \"incarnation_size\": %" PRIu64
-               ",\n",
+        printf("    \"incarnation_offset\": %" PRIu64 ",\n    \"incarnation_size\": %" PRIu64 ",\n",
                l->incarnation_offset, l->incarnation_size);
         printf("    \"heap_offset\": %" PRIu64 ",\n    \"heap_size\": %" PRIu64 ",\n",
                l->heap_offset, l->heap_size);

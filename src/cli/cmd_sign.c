@@ -13,9 +13,9 @@
 #include "host/common/fileio.h"
 #include "host/image/image.h"
 
-#define DEFAULT_HEAP_SIZE (16ull << 20)
-#define DEFAULT_STACK_SIZE (256ull << 10)
-#define DEFAULT_TCS_COUNT 4u
+#define DEFAULT_HEAP_SIZE       (16ull << 20)
+#define DEFAULT_STACK_SIZE      (256ull << 10)
+#define DEFAULT_TCS_COUNT       4u
 #define DEFAULT_SSA_FRAME_PAGES 1u
 #define DEFAULT_SSA_FRAME_COUNT 2u
 
@@ -186,8 +186,7 @@ int spm_cmd_sign(int argc, char **argv)
     char hex[65];
     ret = spm_image_open_signed(out, &img, &layout, mrenclave, mrsigner);
     if (ret < 0) {
-        fprintf(stderr, "spm sign: %s was written but does not verify: %s\n", out,
-                strerror(-ret));
+        fprintf(stderr, "spm sign: %s was written but does not verify: %s\n", out, strerror(-ret));
         return 1;
     }
     printf("signed %s -> %s (%s, ELRANGE %#" PRIx64 ")\n", in, out,

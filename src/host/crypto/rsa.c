@@ -43,7 +43,8 @@ int spm_rsa_generate(struct spm_rsa_key **key)
     }
     if (!BN_set_word(e, SPM_RSA_EXPONENT) || EVP_PKEY_keygen_init(ctx) <= 0 ||
         EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, (int)SPM_RSA3072_SIZE * 8) <= 0 ||
-        EVP_PKEY_CTX_set1_rsa_keygen_pubexp(ctx, e) <= 0 || EVP_PKEY_generate(ctx, &out->pkey) <= 0) {
+        EVP_PKEY_CTX_set1_rsa_keygen_pubexp(ctx, e) <= 0 ||
+        EVP_PKEY_generate(ctx, &out->pkey) <= 0) {
         log_openssl("RSA-3072 key generation failed");
         goto out;
     }

@@ -34,7 +34,8 @@ struct elf_ctx {
     Elf64_Phdr dynamic;
 };
 
-static int refuse(const struct elf_ctx *cx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int refuse(const struct elf_ctx *cx, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static int refuse(const struct elf_ctx *cx, const char *fmt, ...)
 {
@@ -138,8 +139,8 @@ static int check_load(struct elf_ctx *cx, unsigned index, const Elf64_Phdr *ph)
                       "PT_LOAD %u is not page-aligned: p_vaddr %#llx and p_offset %#llx differ "
                       "modulo 4096 (link with -z max-page-size=4096)",
                       index, (unsigned long long)ph->p_vaddr, (unsigned long long)ph->p_offset);
-    if (ph->p_align > 1 && (!img_is_pow2(ph->p_align) || ph->p_vaddr % ph->p_align !=
-                                                               ph->p_offset % ph->p_align))
+    if (ph->p_align > 1 &&
+        (!img_is_pow2(ph->p_align) || ph->p_vaddr % ph->p_align != ph->p_offset % ph->p_align))
         return refuse(cx, "PT_LOAD %u: inconsistent p_align %#llx", index,
                       (unsigned long long)ph->p_align);
     if ((ph->p_flags & PF_W) && (ph->p_flags & PF_X))
@@ -179,6 +180,10 @@ static int check_phdrs(struct elf_ctx *cx)
             ret = refuse(cx, "it has a PT_INTERP (a dynamically linked program); link with "
                              "-static-pie -Wl,--no-dynamic-linker");
             break;
+        case PT_TLS:
+            ret = refuse(cx, "it has a PT_TLS segment: the trusted runtime sets up no "
+                             "thread-local storage (use per-thread data instead)");
+            break;
         case PT_DYNAMIC:
             if (cx->has_dynamic)
                 ret = refuse(cx, "more than one PT_DYNAMIC");
@@ -210,7 +215,14 @@ static int check_phdrs(struct elf_ctx *cx)
     }
     const struct spm_elf_segment *top = &img->segments[img->segment_count - 1];
     img->image_size = (top->vaddr + top->memsz + PAGE - 1) / PAGE * PAGE;
+    return 0;
+}
 
+/* After check_dynamic: a hosted library's missing entry point is a less
+ * useful reason than its DT_NEEDED. */
+static int check_entry(struct elf_ctx *cx)
+{
+    struct spm_elf_image *img = cx->img;
     img->entry = cx->eh.e_entry;
     for (uint32_t i = 0; i < img->segment_count; i++) {
         const struct spm_elf_segment *s = &img->segments[i];
@@ -273,8 +285,9 @@ static int check_relocations(const struct elf_ctx *cx, uint64_t rela, uint64_t r
                           (unsigned long long)i, (unsigned long long)r.r_offset);
         if (ranges_overlap(r.r_offset, 8, rela, rela_size) ||
             ranges_overlap(r.r_offset, 8, cx->dynamic.p_vaddr, cx->dynamic.p_memsz))
-            return refuse(cx, "relocation %llu at %#llx rewrites the relocation table or "
-                              "the dynamic section",
+            return refuse(cx,
+                          "relocation %llu at %#llx rewrites the relocation table or "
+                          "the dynamic section",
                           (unsigned long long)i, (unsigned long long)r.r_offset);
     }
     return 0;
@@ -347,8 +360,9 @@ static int check_dynamic(struct elf_ctx *cx)
     if (!terminated)
         return refuse(cx, "the dynamic section has no DT_NULL terminator");
     if (pltrel_size != 0)
-        return refuse(cx, "it has PLT relocations (DT_PLTRELSZ %llu); enclaves call nothing "
-                          "outside themselves",
+        return refuse(cx,
+                      "it has PLT relocations (DT_PLTRELSZ %llu); enclaves call nothing "
+                      "outside themselves",
                       (unsigned long long)pltrel_size);
     if (has_rela != has_relasz)
         return refuse(cx, "DT_RELA and DT_RELASZ must come together");
@@ -357,8 +371,8 @@ static int check_dynamic(struct elf_ctx *cx)
     if (!has_relaent || rela_ent != sizeof(Elf64_Rela))
         return refuse(cx, "DT_RELAENT is missing or not %zu", sizeof(Elf64_Rela));
     if (rela_size % sizeof(Elf64_Rela) != 0)
-        return refuse(cx, "DT_RELASZ %llu is not a multiple of %zu",
-                      (unsigned long long)rela_size, sizeof(Elf64_Rela));
+        return refuse(cx, "DT_RELASZ %llu is not a multiple of %zu", (unsigned long long)rela_size,
+                      sizeof(Elf64_Rela));
     return check_relocations(cx, rela, rela_size);
 }
 
@@ -373,8 +387,9 @@ static int find_meta(struct elf_ctx *cx)
     const Elf64_Ehdr *eh = &cx->eh;
     struct spm_elf_image *img = cx->img;
     if (eh->e_shoff == 0 || eh->e_shnum == 0)
-        return refuse(cx, "no section headers, so no %s section (was it stripped with "
-                          "--strip-section-headers?)",
+        return refuse(cx,
+                      "no section headers, so no %s section (was it stripped with "
+                      "--strip-section-headers?)",
                       SPM_META_SECTION);
     if (eh->e_shentsize != sizeof(Elf64_Shdr))
         return refuse(cx, "e_shentsize is %u, not %zu", eh->e_shentsize, sizeof(Elf64_Shdr));
@@ -447,6 +462,8 @@ static int elf_validate(struct spm_elf_image *img, const char *name)
         ret = check_phdrs(&cx);
     if (ret == 0)
         ret = check_dynamic(&cx);
+    if (ret == 0)
+        ret = check_entry(&cx);
     if (ret == 0)
         ret = find_meta(&cx);
     return ret;

@@ -11,15 +11,15 @@
 
 #include "spm/abi/enclave_abi.h"
 
-#define SPM_ELF_MAX_SEGMENTS 16u
+#define SPM_ELF_MAX_SEGMENTS  16u
 #define SPM_ELF_MAX_FILE_SIZE (256u << 20)
 
 struct spm_elf_segment {
-    uint64_t vaddr;   /* offset from the enclave base */
+    uint64_t vaddr; /* offset from the enclave base */
     uint64_t memsz;
     uint64_t filesz;
-    uint64_t offset;  /* in the file */
-    uint32_t flags;   /* PF_R | PF_W | PF_X */
+    uint64_t offset; /* in the file */
+    uint32_t flags;  /* PF_R | PF_W | PF_X */
 };
 
 /* A validated enclave ELF. Owns `file`. */
@@ -30,7 +30,7 @@ struct spm_elf_image {
     uint64_t image_size; /* page-aligned end of the highest PT_LOAD */
     struct spm_elf_segment segments[SPM_ELF_MAX_SEGMENTS];
     uint32_t segment_count;
-    size_t meta_offset;  /* file offset of the .spm_meta section */
+    size_t meta_offset;         /* file offset of the .spm_meta section */
     struct spm_image_meta meta; /* copy of .spm_meta (zero before signing) */
 };
 
@@ -111,6 +111,27 @@ int spm_image_sign(const char *in_path, const char *key_path,
  * mrsigner. On failure the image is freed. -EINVAL, -EKEYREJECTED, -EBADMSG. */
 int spm_image_open_signed(const char *path, struct spm_elf_image *img, struct spm_layout *layout,
                           uint8_t mrenclave[32], uint8_t mrsigner[32])
+    __attribute__((warn_unused_result));
+
+/* Checks the attribute part of `config` (the layout part is
+ * spm_layout_compute's): MODE64BIT set, no flag outside
+ * DEBUG, MODE64BIT, KSS, AEX_NOTIFY, XFRM includes x87|SSE (which the CPU
+ * requires). Logs with `name`. -EINVAL. */
+int spm_image_check_attributes(const struct spm_enclave_config *config, const char *name)
+    __attribute__((warn_unused_result));
+
+/* Performs every EINIT check of
+ * spm_image_open_signed on an already parsed image (e.g. one handed to
+ * spm_elf_parse by a fuzzer). `img` stays owned by the caller and is not
+ * freed on failure; `name` only labels log messages. Fills layout,
+ * mrenclave and mrsigner. -EINVAL, -EBADMSG, -EKEYREJECTED. */
+int spm_image_verify(const struct spm_elf_image *img, const char *name, struct spm_layout *layout,
+                     uint8_t mrenclave[32], uint8_t mrsigner[32])
+    __attribute__((warn_unused_result));
+
+/* MRSIGNER of the author key at `key_path` (what any
+ * enclave it signs will report). -ENOENT, -EINVAL, -EIO. */
+int spm_key_mrsigner(const char *key_path, uint8_t mrsigner[32])
     __attribute__((warn_unused_result));
 
 #endif

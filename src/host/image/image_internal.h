@@ -16,8 +16,8 @@
 /* SIGSTRUCT policy: the SDK's default attribute mask (everything but
  * MODE64BIT must match; XFRM unchecked) and an all-ones MISCMASK. */
 #define SPM_SIGSTRUCT_ATTRIBUTE_MASK_FLAGS 0xFFFFFFFFFFFFFFFBull
-#define SPM_SIGSTRUCT_ATTRIBUTE_MASK_XFRM 0x0ull
-#define SPM_SIGSTRUCT_MISC_MASK 0xFFFFFFFFu
+#define SPM_SIGSTRUCT_ATTRIBUTE_MASK_XFRM  0x0ull
+#define SPM_SIGSTRUCT_MISC_MASK            0xFFFFFFFFu
 
 /* Attribute flags an enclave may ask for; anything else (INITTED, the
  * provisioning and launch keys) is refused, as the Linux driver does. */
@@ -39,28 +39,7 @@ static inline bool img_is_pow2(uint64_t x)
     return x != 0 && (x & (x - 1)) == 0;
 }
 
-/* Checks the attribute part of `config` (the layout part is
- * spm_layout_compute's): MODE64BIT set, no flag outside
- * SPM_ALLOWED_ATTRIBUTE_FLAGS, XFRM includes x87|SSE (which the CPU
- * requires). Logs with `name`. -EINVAL. */
-int img_check_attributes(const struct spm_enclave_config *config, const char *name)
-    __attribute__((warn_unused_result));
-
 /* SIGSTRUCT.DATE for `t` (UTC) as BCD yyyymmdd, e.g. 0x20250714. */
 uint32_t img_sigstruct_date(time_t t);
-
-/* proposed for image.h: performs every EINIT check of
- * spm_image_open_signed on an already parsed image (e.g. one handed to
- * spm_elf_parse by a fuzzer). `img` stays owned by the caller and is not
- * freed on failure; `name` only labels log messages. Fills layout,
- * mrenclave and mrsigner. -EINVAL, -EBADMSG, -EKEYREJECTED. */
-int spm_image_verify(const struct spm_elf_image *img, const char *name, struct spm_layout *layout,
-                     uint8_t mrenclave[32], uint8_t mrsigner[32])
-    __attribute__((warn_unused_result));
-
-/* proposed for image.h: MRSIGNER of the author key at `key_path` (what any
- * enclave it signs will report). -ENOENT, -EINVAL, -EIO. */
-int spm_key_mrsigner(const char *key_path, uint8_t mrsigner[32])
-    __attribute__((warn_unused_result));
 
 #endif

@@ -13,7 +13,7 @@
 
 #define PAGE SGX_PAGE_SIZE
 
-#define SPM_MAX_TCS_COUNT 256u
+#define SPM_MAX_TCS_COUNT       256u
 #define SPM_MAX_SSA_FRAME_PAGES 16u
 #define SPM_MAX_SSA_FRAME_COUNT 8u
 
@@ -41,8 +41,7 @@ static int check_config(const struct spm_enclave_config *c)
     if (c->tcs_count < 1 || c->tcs_count > SPM_MAX_TCS_COUNT)
         return bad_config("tcs_count %llu", c->tcs_count, " must be between 1 and 256");
     if (c->ssa_frame_pages < 1 || c->ssa_frame_pages > SPM_MAX_SSA_FRAME_PAGES)
-        return bad_config("ssa_frame_pages %llu", c->ssa_frame_pages,
-                          " must be between 1 and 16");
+        return bad_config("ssa_frame_pages %llu", c->ssa_frame_pages, " must be between 1 and 16");
     if (c->ssa_frame_count < 1 || c->ssa_frame_count > SPM_MAX_SSA_FRAME_COUNT)
         return bad_config("ssa_frame_count %llu", c->ssa_frame_count, " must be between 1 and 8");
     if (c->elrange_size != 0 &&

@@ -21,7 +21,7 @@ static bool all_zero(const void *p, size_t size)
     return acc == 0;
 }
 
-int img_check_attributes(const struct spm_enclave_config *config, const char *name)
+int spm_image_check_attributes(const struct spm_enclave_config *config, const char *name)
 {
     uint64_t flags = config->attributes_flags;
     if (!(flags & SGX_FLAGS_MODE64BIT)) {
@@ -38,8 +38,7 @@ int img_check_attributes(const struct spm_enclave_config *config, const char *na
     }
     if ((config->attributes_xfrm & SGX_XFRM_LEGACY) != SGX_XFRM_LEGACY) {
         spm_error("%s: XFRM %#llx lacks x87 and SSE (%#llx), which SGX requires", name,
-                  (unsigned long long)config->attributes_xfrm,
-                  (unsigned long long)SGX_XFRM_LEGACY);
+                  (unsigned long long)config->attributes_xfrm, (unsigned long long)SGX_XFRM_LEGACY);
         return -EINVAL;
     }
     return 0;
@@ -80,7 +79,7 @@ int spm_image_sign(const char *in_path, const char *key_path,
     meta->version = SPM_META_VERSION;
     meta->size = sizeof(*meta);
     meta->config = *config;
-    if ((ret = img_check_attributes(config, in_path)) < 0 ||
+    if ((ret = spm_image_check_attributes(config, in_path)) < 0 ||
         (ret = spm_layout_compute(&img, config, &layout)) < 0)
         goto out;
     meta->config.elrange_size = layout.info.elrange_size;
@@ -151,7 +150,7 @@ int spm_image_verify(const struct spm_elf_image *img, const char *name, struct s
         spm_error("%s: metadata records no ELRANGE size (not written by 'spm sign'?)", name);
         return -EINVAL;
     }
-    if ((ret = img_check_attributes(config, name)) < 0)
+    if ((ret = spm_image_check_attributes(config, name)) < 0)
         return ret;
     if ((ret = spm_layout_compute(img, config, layout)) < 0) {
         spm_error("%s: the enclave config in %s does not describe a valid layout", name,

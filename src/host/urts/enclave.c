@@ -62,6 +62,8 @@ int spm_enclave_load(const char *image_path, const struct spm_enclave_options *o
         ret = -EINVAL;
         goto fail;
     }
+    if ((ret = spm_image_check_attributes(&meta->config, image_path)) < 0)
+        goto fail;
     if ((ret = spm_layout_compute(&img, &meta->config, &e->layout)) < 0) {
         spm_error("%s: invalid enclave layout in its metadata", image_path);
         goto fail;
