@@ -74,8 +74,7 @@ int spm_cmd_ca(int argc, char **argv)
             return 2;
         }
         if (found == 0) {
-            fprintf(stderr, "spm ca init: unknown argument '%s' (see 'spm ca --help')\n",
-                    argv[i]);
+            fprintf(stderr, "spm ca init: unknown argument '%s' (see 'spm ca --help')\n", argv[i]);
             return 2;
         }
     }

@@ -134,7 +134,6 @@ int spm_cmd_platform(int argc, char **argv)
                 strerror(-ret));
         return 1;
     }
-    printf("created simulated SGX platform in %s (attestation key certified by %s)\n", dir,
-           ca_dir);
+    printf("created simulated SGX platform in %s (attestation key certified by %s)\n", dir, ca_dir);
     return 0;
 }

@@ -17,7 +17,7 @@
 
 #include "host/common/log.h"
 
-#define EC_GROUP_NAME "prime256v1"
+#define EC_GROUP_NAME      "prime256v1"
 #define EC_COORDINATE_SIZE 32
 
 struct spm_ec_key {

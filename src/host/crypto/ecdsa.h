@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SPM_EC_PUBLIC_SIZE 64u    /* x || y, big-endian, no 0x04 prefix */
+#define SPM_EC_PUBLIC_SIZE    64u /* x || y, big-endian, no 0x04 prefix */
 #define SPM_EC_SIGNATURE_SIZE 64u /* r || s, big-endian */
 
 /* A P-256 key pair, or a public key only. */

@@ -24,10 +24,10 @@
 
 #define MAX_CHAIN_CERTS 8
 #define MAX_COMMON_NAME 64 /* RFC 5280 ub-common-name */
-#define MAX_DAYS 36500u
-#define SKEW_SECONDS 86400L /* notBefore is back-dated for clock skew */
+#define MAX_DAYS        36500u
+#define SKEW_SECONDS    86400L /* notBefore is back-dated for clock skew */
 
-static STACK_OF(X509) *parse_certs(const char *pem, size_t pem_size)
+static STACK_OF(X509) * parse_certs(const char *pem, size_t pem_size)
 {
     if (pem_size == 0 || pem_size > INT32_MAX)
         return NULL;
@@ -134,10 +134,10 @@ static int build_cert(EVP_PKEY *subject_key, X509 *issuer, EVP_PKEY *issuer_key,
     if (X509_set_version(cert, X509_VERSION_3) != 1 || !set_random_serial(cert) ||
         !X509_gmtime_adj(X509_getm_notBefore(cert), -SKEW_SECONDS) ||
         !X509_time_adj_ex(X509_getm_notAfter(cert), (int)days, 0, NULL) ||
-        X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, (const unsigned char *)"SPM", -1,
-                                   -1, 0) != 1 ||
-        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
-                                   (const unsigned char *)common_name, -1, -1, 0) != 1 ||
+        X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, (const unsigned char *)"SPM", -1, -1,
+                                   0) != 1 ||
+        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)common_name,
+                                   -1, -1, 0) != 1 ||
         X509_set_issuer_name(cert, issuer ? X509_get_subject_name(issuer) : name) != 1 ||
         X509_set_pubkey(cert, subject_key) != 1)
         goto out;
@@ -228,8 +228,8 @@ int spm_x509_issue(const struct spm_ec_key *ca_key, const char *ca_pem, size_t c
         return -EBADMSG;
     int ret = check_ca(ca, ca_key);
     if (ret == 0)
-        ret = build_cert(spm_ec_key_evp(subject_key), ca, spm_ec_key_evp(ca_key), common_name,
-                         days, false, pem, pem_size);
+        ret = build_cert(spm_ec_key_evp(subject_key), ca, spm_ec_key_evp(ca_key), common_name, days,
+                         false, pem, pem_size);
     X509_free(ca);
     return ret;
 }
@@ -280,7 +280,7 @@ static bool same_der(X509 *a, X509 *b)
 /* chain_pem must be exactly what PEM_write_bio_X509 produces for the parsed
  * certificates: this rejects edits OpenSSL's decoder tolerates (whitespace,
  * unused base64 bits, text outside the blocks). */
-static bool is_canonical(STACK_OF(X509) *certs, const char *pem, size_t pem_size)
+static bool is_canonical(STACK_OF(X509) * certs, const char *pem, size_t pem_size)
 {
     BIO *bio = BIO_new(BIO_s_mem());
     bool ok = bio != NULL;

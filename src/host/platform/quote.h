@@ -17,8 +17,8 @@ extern const uint8_t spm_quote_vendor_id[16];
  * enclave"), MRSIGNER = SHA-256("SPM simulated quoting enclave signer"),
  * ISVPRODID 1, ISVSVN = the quote header's QE SVN. */
 #define SPM_QUOTE_SIM_QE_PROD_ID 1u
-#define SPM_QUOTE_SIM_QE_SVN 1u
-#define SPM_QUOTE_SIM_PCE_SVN 1u
+#define SPM_QUOTE_SIM_QE_SVN     1u
+#define SPM_QUOTE_SIM_PCE_SVN    1u
 void spm_quote_sim_qe_identity(uint8_t mr_enclave[32], uint8_t mr_signer[32]);
 
 /* Verifies a quote: layout and lengths, version/key type/vendor id, the

@@ -16,10 +16,10 @@
 #include "host/crypto/hash.h"
 #include "host/crypto/x509.h"
 
-#define MAX_QUOTE_SIZE (1u << 20)
+#define MAX_QUOTE_SIZE     (1u << 20)
 #define MAX_ROOT_FILE_SIZE (1u << 20)
 #define QE_MRENCLAVE_LABEL "SPM simulated quoting enclave"
-#define QE_MRSIGNER_LABEL "SPM simulated quoting enclave signer"
+#define QE_MRSIGNER_LABEL  "SPM simulated quoting enclave signer"
 
 /* = SHA-256("SPM-SIM-QE")[0..15]; a unit test recomputes it. */
 const uint8_t spm_quote_vendor_id[16] = {0x0c, 0xd5, 0x72, 0x1b, 0x46, 0x3e, 0xda, 0x47,

@@ -20,6 +20,7 @@
 #include "image/image.h"
 #include "platform/platform.h"
 #include "sim.h"
+#include "sim_internal.h"
 
 #ifndef HWCAP2_FSGSBASE
 #define HWCAP2_FSGSBASE (1 << 1)
@@ -220,6 +221,11 @@ static int sim_einit(struct spm_hw_enclave *e, const struct sgx_sigstruct *sig)
     memcpy(e->secs.mr_signer, mrsigner, 32);
     e->secs.isv_prod_id = sig->body.isv_prod_id;
     e->secs.isv_svn = sig->body.isv_svn;
+    /* The KSS identity, where the SDK simulation keeps it (sim_internal.h). */
+    memcpy((uint8_t *)&e->secs + SPM_SIM_SECS_ISVFAMILYID_OFFSET, sig->body.isv_family_id,
+           SGX_ISV_FAMILY_ID_SIZE);
+    memcpy((uint8_t *)&e->secs + SPM_SIM_SECS_ISVEXTPRODID_OFFSET, sig->body.isv_ext_prod_id,
+           SGX_ISVEXT_PROD_ID_SIZE);
     e->secs.attributes.flags |= SGX_FLAGS_INITTED;
     e->initialized = true;
     return 0;
@@ -231,6 +237,11 @@ static bool range_in_enclave(const struct spm_hw_enclave *e, uint64_t p, uint64_
     uint64_t base = (uint64_t)e->base;
     return p % align == 0 && p >= base && p + size >= p && p + size <= base + e->size;
 }
+
+/* What RAX holds after a leaf whose simulation failed inside the host's
+ * crypto library: no SGX error code means that, so use one no instruction
+ * returns; the trusted runtime treats every non-zero value as failure. */
+#define SIM_ENCLU_INTERNAL_ERROR 0xffffffffull
 
 /* The ENCLU gate the enclave calls (through TD.sim_enclu) for EREPORT and
  * EGETKEY. Operands must lie inside the calling enclave, as on hardware. */
@@ -247,7 +258,7 @@ static uint64_t sim_enclu(uint64_t leaf, uint64_t rbx, uint64_t rcx, uint64_t rd
         return spm_sim_ereport(e->platform, &e->secs, (const struct sgx_target_info *)rbx,
                                (const uint8_t *)rcx, (struct sgx_report *)rdx) == 0
                    ? SGX_SUCCESS
-                   : SGX_INVALID_ATTRIBUTE;
+                   : SIM_ENCLU_INTERNAL_ERROR;
     }
     if (leaf == SGX_ENCLU_EGETKEY) {
         if (!range_in_enclave(e, rbx, sizeof(struct sgx_key_request), 512) ||

@@ -15,7 +15,7 @@
 #include "host/crypto/hash.h"
 #include "host/platform/quote.h"
 
-#define AUTH_DATA_SIZE 32u
+#define AUTH_DATA_SIZE   32u
 #define CERT_HEADER_SIZE 6u /* u16 type, u32 size */
 
 void spm_sim_qe_secs(struct sgx_secs *secs)
@@ -74,8 +74,8 @@ int spm_sim_quote(const struct spm_sim_platform *p, const struct sgx_report *rep
         return ret;
 
     size_t cert_data_size = p->cert_chain_size + 1; /* with the NUL */
-    size_t signature_data_size = sizeof(struct sgx_ecdsa_sig_data) + 2 + AUTH_DATA_SIZE +
-                                 CERT_HEADER_SIZE + cert_data_size;
+    size_t signature_data_size =
+        sizeof(struct sgx_ecdsa_sig_data) + 2 + AUTH_DATA_SIZE + CERT_HEADER_SIZE + cert_data_size;
     if (cert_data_size > UINT32_MAX || signature_data_size > UINT32_MAX)
         return -EINVAL;
     size_t total = sizeof(struct sgx_quote) + signature_data_size;

@@ -10,7 +10,7 @@
 #include "spm/arch/sgx_arch.h"
 
 #define SPM_PLATFORM_DEFAULT_DIR "/var/lib/spm/platform"
-#define SPM_PLATFORM_ENV "SPM_PLATFORM"
+#define SPM_PLATFORM_ENV         "SPM_PLATFORM"
 
 /* A loaded simulated platform: the fuses (root secret), CPUSVN, the
  * attestation key and its certificate chain. Opaque outside sim/. */

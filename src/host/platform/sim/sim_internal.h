@@ -30,37 +30,31 @@
  *   64 32  SHA-256 of bytes [0, 64): catches truncation and bit rot (not
  *          tampering: like the SDK's simulation, the file is protected only
  *          by its mode) */
-#define SPM_SIM_STATE_FILE "platform.state"
-#define SPM_SIM_ATTEST_KEY_FILE "attest.key"
+#define SPM_SIM_STATE_FILE       "platform.state"
+#define SPM_SIM_ATTEST_KEY_FILE  "attest.key"
 #define SPM_SIM_ATTEST_CERT_FILE "attest.crt"
-#define SPM_SIM_ROOT_CERT_FILE "root.crt"
-#define SPM_SIM_STATE_MAGIC "SPMPLAT\0"
-#define SPM_SIM_STATE_VERSION 1u
-#define SPM_SIM_STATE_SIZE 96u
+#define SPM_SIM_ROOT_CERT_FILE   "root.crt"
+#define SPM_SIM_STATE_MAGIC      "SPMPLAT\0"
+#define SPM_SIM_STATE_VERSION    1u
+#define SPM_SIM_STATE_SIZE       96u
 
 /* Files of a provisioning CA directory (`spm ca init`): the key is 0600, the
  * certificate 0644 because verifiers on other hosts and accounts need it. */
-#define SPM_SIM_CA_KEY_FILE "ca.key"
+#define SPM_SIM_CA_KEY_FILE  "ca.key"
 #define SPM_SIM_CA_CERT_FILE "ca.crt"
-
-/* The CPUSVN a new platform reports: the SDK simulation's DEFAULT_CPUSVN
- * (linux-sgx sdk/simulation/tinst/rts_sim.h), so that requests built for the
- * SDK's simulation mean the same here. CPUSVN is modelled as 16 component
- * SVNs: a requested CPUSVN is "not newer" when no byte exceeds the current
- * one's. */
-#define SPM_SIM_DEFAULT_CPUSVN                                                                     \
-    {0x48, 0x20, 0xf3, 0x37, 0x6a, 0xe6, 0xb2, 0xf2,                                               \
-     0x03, 0x4d, 0x3b, 0x7a, 0x4b, 0x48, 0xa7, 0x78}
 
 /* Where the SDK simulation keeps the KSS identity in a SECS (its
  * isv_ext_id_t overlaid on SECS.reserved4, offset 262): ISVFAMILYID, then
  * ISVEXTPRODID. Simulated EINIT copies them there from the SIGSTRUCT. */
-#define SPM_SIM_SECS_ISVFAMILYID_OFFSET 262u
+#define SPM_SIM_SECS_ISVFAMILYID_OFFSET  262u
 #define SPM_SIM_SECS_ISVEXTPRODID_OFFSET 278u
 
 struct spm_sim_platform {
     char *dir;
     uint8_t root_secret[SPM_SIM_ROOT_SECRET_SIZE];
+    /* A new platform reports the SDK simulation's DEFAULT_CPUSVN (store.c).
+     * CPUSVN is modelled as 16 component SVNs: a requested CPUSVN is "not
+     * newer" when no byte exceeds the current one's. */
     uint8_t cpusvn[SGX_CPUSVN_SIZE];
     struct spm_ec_key *attest_key;
     uint8_t attest_public[SPM_EC_PUBLIC_SIZE];
@@ -72,9 +66,9 @@ struct spm_sim_platform {
 };
 
 /* Labels of the platform secrets derived from the root secret. */
-#define SPM_SIM_LABEL_KEY_ROOT "SPM sim key root"
+#define SPM_SIM_LABEL_KEY_ROOT    "SPM sim key root"
 #define SPM_SIM_LABEL_OWNER_EPOCH "SPM sim owner epoch"
-#define SPM_SIM_LABEL_QE_ID "SPM sim QE id"
+#define SPM_SIM_LABEL_QE_ID       "SPM sim QE id"
 
 /* HMAC-SHA-256(root secret, label || u16le index) truncated to 16 bytes: the
  * per-KEYNAME root keys (index = KEYNAME), the owner epoch and the QE id

@@ -18,13 +18,18 @@
 #include "host/crypto/hash.h"
 #include "host/crypto/x509.h"
 
-#define DEFAULT_CA_NAME "SPM provisioning CA"
-#define CA_DAYS 7300u     /* 20 years */
-#define ATTEST_DAYS 3650u /* 10 years */
-#define MAX_PEM_FILE_SIZE (64u * 1024u)
+#define DEFAULT_CA_NAME     "SPM provisioning CA"
+#define CA_DAYS             7300u /* 20 years */
+#define ATTEST_DAYS         3650u /* 10 years */
+#define MAX_PEM_FILE_SIZE   (64u * 1024u)
 #define MAX_STATE_FILE_SIZE 4096u
 
-static const uint8_t default_cpusvn[SGX_CPUSVN_SIZE] = SPM_SIM_DEFAULT_CPUSVN;
+/* The SDK simulation's DEFAULT_CPUSVN (linux-sgx sdk/simulation/tinst/
+ * rts_sim.h), so that requests built for the SDK's simulation mean the same
+ * here. */
+static const uint8_t default_cpusvn[SGX_CPUSVN_SIZE] = {
+    0x48, 0x20, 0xf3, 0x37, 0x6a, 0xe6, 0xb2, 0xf2, 0x03, 0x4d, 0x3b, 0x7a, 0x4b, 0x48, 0xa7, 0x78,
+};
 
 static int join(char out[PATH_MAX], const char *dir, const char *name)
 {
@@ -61,8 +66,7 @@ static int refuse_existing(const char *dir, const char *const *names, size_t cou
     return 0;
 }
 
-static int write_in(const char *dir, const char *name, const void *data, size_t size,
-                    unsigned mode)
+static int write_in(const char *dir, const char *name, const void *data, size_t size, unsigned mode)
 {
     char path[PATH_MAX];
     int ret = join(path, dir, name);
@@ -79,8 +83,7 @@ static void unlink_in(const char *dir, const char *name)
 }
 
 /* Reads dir/name; the error names the file (spm_read_file logs the errno). */
-static int read_in(const char *dir, const char *name, size_t max_size, uint8_t **data,
-                   size_t *size)
+static int read_in(const char *dir, const char *name, size_t max_size, uint8_t **data, size_t *size)
 {
     char path[PATH_MAX];
     int ret = join(path, dir, name);
@@ -151,8 +154,8 @@ static int load_ca(const char *ca_dir, struct spm_ec_key **key, uint8_t **cert, 
     if (ret == -EBADMSG)
         spm_error("%s/%s is not a PEM certificate", ca_dir, SPM_SIM_CA_CERT_FILE);
     else if (ret < 0)
-        spm_error("%s/%s is not the CA certificate of %s/%s", ca_dir, SPM_SIM_CA_CERT_FILE,
-                  ca_dir, SPM_SIM_CA_KEY_FILE);
+        spm_error("%s/%s is not the CA certificate of %s/%s", ca_dir, SPM_SIM_CA_CERT_FILE, ca_dir,
+                  SPM_SIM_CA_KEY_FILE);
 out:
     free_secret(key_pem, key_pem_size);
     if (ret < 0) {
@@ -219,8 +222,8 @@ int spm_sim_platform_init(const char *dir, const char *ca_dir)
     spm_sha256(public_key, sizeof(public_key), digest);
     spm_hex(digest, 8, id_hex);
     snprintf(common_name, sizeof(common_name), "SPM simulated SGX platform %s", id_hex);
-    if ((ret = spm_x509_issue(ca_key, (const char *)ca_cert, ca_cert_size, attest_key,
-                              common_name, ATTEST_DAYS, &cert_pem, &cert_pem_size)) < 0 ||
+    if ((ret = spm_x509_issue(ca_key, (const char *)ca_cert, ca_cert_size, attest_key, common_name,
+                              ATTEST_DAYS, &cert_pem, &cert_pem_size)) < 0 ||
         (ret = spm_ec_key_to_pem(attest_key, &key_pem, &key_pem_size)) < 0)
         goto out;
 
@@ -236,6 +239,8 @@ int spm_sim_platform_init(const char *dir, const char *ca_dir)
     chain[cert_pem_size + ca_cert_size] = 0;
     ret = spm_x509_verify_chain(chain, cert_pem_size + ca_cert_size, (const char *)ca_cert,
                                 ca_cert_size, chained_key);
+    if (ret == 0 && memcmp(chained_key, public_key, sizeof(public_key)) != 0)
+        ret = -EKEYREJECTED;
     if (ret < 0) {
         spm_error("the new attestation certificate does not verify against %s/%s (is it a "
                   "certificate written by 'spm ca init'?)",
@@ -429,8 +434,7 @@ void spm_sim_platform_cpusvn(const struct spm_sim_platform *p, uint8_t cpusvn[16
     memcpy(cpusvn, p->cpusvn, SGX_CPUSVN_SIZE);
 }
 
-int spm_sim_platform_describe(const struct spm_sim_platform *p,
-                              struct spm_sim_platform_info *info)
+int spm_sim_platform_describe(const struct spm_sim_platform *p, struct spm_sim_platform_info *info)
 {
     memset(info, 0, sizeof(*info));
     info->dir = p->dir;
