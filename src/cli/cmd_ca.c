@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli_util.h"
 #include "commands.h"
 #include "host/platform/sim/sim.h"
 
@@ -22,35 +23,13 @@ static void usage(FILE *out)
             "  --help      show this text\n");
 }
 
-/* Matches `name` as "--name VALUE" or "--name=VALUE" at argv[*i]: 1 with
- * *value set (advancing *i past a separate value), 0 if argv[*i] is another
- * option, -1 if the value is missing. */
-static int option_value(int argc, char **argv, int *i, const char *name, const char **value)
-{
-    size_t length = strlen(name);
-    const char *arg = argv[*i];
-    if (strncmp(arg, name, length) != 0)
-        return 0;
-    if (arg[length] == '=') {
-        *value = arg + length + 1;
-    } else if (arg[length] == 0) {
-        if (*i + 1 >= argc)
-            return -1;
-        *value = argv[++*i];
-    } else {
-        return 0;
-    }
-    return (*value)[0] ? 1 : -1;
-}
-
 int spm_cmd_ca(int argc, char **argv)
 {
     if (argc < 2) {
         usage(stderr);
         return 2;
     }
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-        strcmp(argv[1], "help") == 0) {
+    if (spm_cli_is_help(argv[1], true)) {
         usage(stdout);
         return 0;
     }
@@ -63,12 +42,12 @@ int spm_cmd_ca(int argc, char **argv)
     const char *dir = NULL, *common_name = NULL;
     for (int i = 2; i < argc; i++) {
         int found;
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+        if (spm_cli_is_help(argv[i], false)) {
             usage(stdout);
             return 0;
         }
-        if ((found = option_value(argc, argv, &i, "--dir", &dir)) == 0)
-            found = option_value(argc, argv, &i, "--cn", &common_name);
+        if ((found = spm_cli_option_value(argc, argv, &i, "--dir", &dir)) == 0)
+            found = spm_cli_option_value(argc, argv, &i, "--cn", &common_name);
         if (found < 0) {
             fprintf(stderr, "spm ca init: option '%s' needs a non-empty value\n", argv[i]);
             return 2;

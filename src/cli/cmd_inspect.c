@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli_util.h"
 #include "commands.h"
 #include "host/common/fileio.h"
 #include "host/crypto/hash.h"
@@ -207,7 +208,7 @@ int spm_cmd_inspect(int argc, char **argv)
     const char *path = NULL;
     bool json = false;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+        if (spm_cli_is_help(argv[i], false)) {
             usage(stdout);
             return 0;
         } else if (strcmp(argv[i], "--json") == 0) {

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli_util.h"
 #include "commands.h"
 #include "host/common/fileio.h"
 #include "host/image/image.h"
@@ -27,7 +28,7 @@ int spm_cmd_keygen(int argc, char **argv)
     bool force = false;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+        if (spm_cli_is_help(arg, false)) {
             usage(stdout);
             return 0;
         } else if (strcmp(arg, "--force") == 0) {

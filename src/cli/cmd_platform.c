@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli_util.h"
 #include "commands.h"
 #include "host/common/fileio.h"
 #include "host/platform/sim/sim.h"
@@ -27,25 +28,6 @@ static void usage(FILE *out)
             "  --ca CADIR      the provisioning CA directory (init only)\n"
             "  --help          show this text\n",
             SPM_PLATFORM_ENV, SPM_PLATFORM_DEFAULT_DIR);
-}
-
-/* As in cmd_ca.c: 1 matched (value set), 0 not this option, -1 no value. */
-static int option_value(int argc, char **argv, int *i, const char *name, const char **value)
-{
-    size_t length = strlen(name);
-    const char *arg = argv[*i];
-    if (strncmp(arg, name, length) != 0)
-        return 0;
-    if (arg[length] == '=') {
-        *value = arg + length + 1;
-    } else if (arg[length] == 0) {
-        if (*i + 1 >= argc)
-            return -1;
-        *value = argv[++*i];
-    } else {
-        return 0;
-    }
-    return (*value)[0] ? 1 : -1;
 }
 
 static int show(const char *dir)
@@ -85,8 +67,7 @@ int spm_cmd_platform(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-        strcmp(argv[1], "help") == 0) {
+    if (spm_cli_is_help(argv[1], true)) {
         usage(stdout);
         return 0;
     }
@@ -101,13 +82,13 @@ int spm_cmd_platform(int argc, char **argv)
     const char *platform_dir = NULL, *ca_dir = NULL;
     for (int i = 2; i < argc; i++) {
         int found;
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+        if (spm_cli_is_help(argv[i], false)) {
             usage(stdout);
             return 0;
         }
-        if ((found = option_value(argc, argv, &i, "--platform", &platform_dir)) == 0 &&
-            (found = option_value(argc, argv, &i, "--dir", &platform_dir)) == 0 && is_init)
-            found = option_value(argc, argv, &i, "--ca", &ca_dir);
+        if ((found = spm_cli_option_value(argc, argv, &i, "--platform", &platform_dir)) == 0 &&
+            (found = spm_cli_option_value(argc, argv, &i, "--dir", &platform_dir)) == 0 && is_init)
+            found = spm_cli_option_value(argc, argv, &i, "--ca", &ca_dir);
         if (found < 0) {
             fprintf(stderr, "spm platform %s: option '%s' needs a non-empty value\n", command,
                     argv[i]);

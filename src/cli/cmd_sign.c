@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_util.h"
 #include "commands.h"
 #include "host/common/fileio.h"
 #include "host/image/image.h"
@@ -98,7 +99,7 @@ int spm_cmd_sign(int argc, char **argv)
 
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+        if (spm_cli_is_help(arg, false)) {
             usage(stdout);
             return 0;
         }
