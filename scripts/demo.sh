@@ -50,7 +50,7 @@ echo "KVS.SIGN 'demo' -> $(cli KVS.SIGN demo | cut -c1-32)..."
 
 echo "== redis-benchmark: SET, GET, INCR; 50 clients, 100000 requests each"
 cli FLUSHALL >/dev/null
-redis-benchmark -p "$port" -t set,get,incr -n 100000 -c 50 -q
+redis-benchmark -p "$port" -t set,get,incr -n 100000 -c 50 -q | tr '\r' '\n' | grep "requests per second"
 echo "INCR counter after the benchmark: $(cli GET counter:__rand_int__) (100000 INCRs sent)"
 echo "keys held in enclave memory: $(cli DBSIZE)"
 
