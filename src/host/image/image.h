@@ -120,6 +120,16 @@ int spm_image_open_signed(const char *path, struct spm_elf_image *img, struct sp
 int spm_image_check_attributes(const struct spm_enclave_config *config, const char *name)
     __attribute__((warn_unused_result));
 
+/* Every check of spm_image_verify except the measurement itself: metadata
+ * magic, version and reserved bytes, attributes policy, layout, SIGSTRUCT
+ * signature, and config == SIGSTRUCT for attributes, MISCSELECT and ISV
+ * fields. The loader runs this and leaves MRENCLAVE to the platform's EINIT,
+ * which measures the pages it actually added. Fills layout and mrsigner.
+ * -EINVAL, -EBADMSG, -EKEYREJECTED; logged with `name`. */
+int spm_image_check_metadata(const struct spm_elf_image *img, const char *name,
+                             struct spm_layout *layout, uint8_t mrsigner[32])
+    __attribute__((warn_unused_result));
+
 /* Performs every EINIT check of
  * spm_image_open_signed on an already parsed image (e.g. one handed to
  * spm_elf_parse by a fuzzer). `img` stays owned by the caller and is not

@@ -122,13 +122,12 @@ static void hex32(const uint8_t bytes[32], char out[65])
     spm_hex(bytes, 32, out);
 }
 
-int spm_image_verify(const struct spm_elf_image *img, const char *name, struct spm_layout *layout,
-                     uint8_t mrenclave[32], uint8_t mrsigner[32])
+int spm_image_check_metadata(const struct spm_elf_image *img, const char *name,
+                             struct spm_layout *layout, uint8_t mrsigner[32])
 {
     const struct spm_image_meta *meta = &img->meta;
     const struct spm_enclave_config *config = &meta->config;
     const struct sgx_sigstruct *sig = &meta->sigstruct;
-    char a[65], b[65];
     int ret;
 
     if (meta->magic != SPM_META_MAGIC) {
@@ -191,6 +190,17 @@ int spm_image_verify(const struct spm_elf_image *img, const char *name, struct s
         return -EINVAL;
     }
 
+    return 0;
+}
+
+int spm_image_verify(const struct spm_elf_image *img, const char *name, struct spm_layout *layout,
+                     uint8_t mrenclave[32], uint8_t mrsigner[32])
+{
+    const struct sgx_sigstruct *sig = &img->meta.sigstruct;
+    char a[65], b[65];
+    int ret = spm_image_check_metadata(img, name, layout, mrsigner);
+    if (ret < 0)
+        return ret;
     if ((ret = spm_image_measure(img, layout, mrenclave)) < 0)
         return ret;
     if (spm_ct_memcmp(mrenclave, sig->body.mr_enclave, 32) != 0) {

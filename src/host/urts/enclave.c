@@ -39,13 +39,6 @@ int spm_enclave_load(const char *image_path, const struct spm_enclave_options *o
     if (ret < 0)
         return ret;
     const struct spm_image_meta *meta = &img.meta;
-    if (meta->magic != SPM_META_MAGIC || meta->version != SPM_META_VERSION ||
-        meta->size != sizeof(*meta)) {
-        spm_error("%s: not a signed SPM enclave image (no valid .spm_meta; run 'spm sign')",
-                  image_path);
-        spm_elf_free(&img);
-        return -EINVAL;
-    }
     struct spm_enclave *e = calloc(1, sizeof(*e));
     if (!e) {
         spm_elf_free(&img);
@@ -62,12 +55,9 @@ int spm_enclave_load(const char *image_path, const struct spm_enclave_options *o
         ret = -EINVAL;
         goto fail;
     }
-    if ((ret = spm_image_check_attributes(&meta->config, image_path)) < 0)
+    uint8_t signer[32];
+    if ((ret = spm_image_check_metadata(&img, image_path, &e->layout, signer)) < 0)
         goto fail;
-    if ((ret = spm_layout_compute(&img, &meta->config, &e->layout)) < 0) {
-        spm_error("%s: invalid enclave layout in its metadata", image_path);
-        goto fail;
-    }
     const char *platform_dir = spm_sim_platform_dir(options->platform_dir);
     if ((ret = e->ops->open(platform_dir, &e->platform)) < 0) {
         spm_error("cannot open the SGX platform at %s (create it with 'spm platform init')",

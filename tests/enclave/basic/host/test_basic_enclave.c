@@ -17,6 +17,7 @@
 
 #include "basic_abi.h"
 #include "common/fileio.h"
+#include "image/image.h"
 #include "platform/quote.h"
 #include "platform/sim/sim.h"
 #include "spm/urts.h"
@@ -431,6 +432,38 @@ static void test_tampered_or_unsigned_image_refused(void **state)
     assert_null(e);
 }
 
+/* Every byte of the SIGSTRUCT and of the signed metadata before it, flipped
+ * one at a time in the file, must make the loader refuse the image. */
+static void test_every_metadata_byte_is_checked_by_the_loader(void **state)
+{
+    (void)state;
+    struct spm_elf_image img;
+    assert_int_equal(spm_elf_load(g_y, &img), 0);
+    size_t meta_offset = img.meta_offset;
+    spm_elf_free(&img);
+    uint8_t *data;
+    size_t size;
+    assert_int_equal(spm_read_file(g_y, 64 << 20, &data, &size), 0);
+    char path[400];
+    snprintf(path, sizeof(path), "%s/flipped.signed", g_dir);
+    struct spm_enclave_options o = {.platform_dir = g_plat_a};
+    size_t end = offsetof(struct spm_image_meta, sigstruct) + sizeof(struct sgx_sigstruct);
+    size_t accepted = 0;
+    for (size_t i = 0; i < end; i++) {
+        data[meta_offset + i] ^= 0x10;
+        assert_int_equal(spm_write_file_atomic(path, data, size, 0600), 0);
+        struct spm_enclave *e = NULL;
+        if (spm_enclave_load(path, &o, &e) == 0) {
+            accepted++;
+            fprintf(stderr, "loader accepted a flip at .spm_meta+%zu\n", i);
+            spm_enclave_destroy(e);
+        }
+        data[meta_offset + i] ^= 0x10;
+    }
+    free(data);
+    assert_int_equal(accepted, 0);
+}
+
 static int setup_platforms(void **state)
 {
     (void)state;
@@ -480,6 +513,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_quote_verifies_against_its_ca),
         cmocka_unit_test(test_ecdsa_and_random),
         cmocka_unit_test(test_tampered_or_unsigned_image_refused),
+        cmocka_unit_test(test_every_metadata_byte_is_checked_by_the_loader),
     };
     return cmocka_run_group_tests(tests, setup_platforms, teardown_platforms);
 }
