@@ -57,6 +57,12 @@ struct spm_layout {
 int spm_layout_compute(const struct spm_elf_image *img, const struct spm_enclave_config *config,
                        struct spm_layout *layout) __attribute__((warn_unused_result));
 
+/* Where TCS `index`'s pieces lie (offsets from the enclave base). */
+struct spm_thread_offsets {
+    uint64_t guard, stack, thread_data, tcs, ssa;
+};
+struct spm_thread_offsets spm_layout_thread(const struct spm_layout_info *info, uint32_t index);
+
 /* Visits every page the loader adds, in measurement order, exactly as
  * EADD(+EEXTEND) would see it: `content` is the page's 4096 bytes (never
  * NULL; a zero page for unmeasured pages), `measured` says whether it is

@@ -149,6 +149,17 @@ static int visit_range(uint64_t off, uint64_t size, uint64_t flags, spm_page_fn 
     return 0;
 }
 
+struct spm_thread_offsets spm_layout_thread(const struct spm_layout_info *info, uint32_t index)
+{
+    struct spm_thread_offsets t;
+    t.guard = info->thread_region_offset + (uint64_t)index * info->thread_region_stride;
+    t.stack = t.guard + SPM_TR_STACK_OFFSET;
+    t.thread_data = t.stack + info->stack_size;
+    t.tcs = t.thread_data + PAGE;
+    t.ssa = t.tcs + PAGE;
+    return t;
+}
+
 int spm_layout_for_each_page(const struct spm_elf_image *img, const struct spm_layout *layout,
                              spm_page_fn fn, void *ctx)
 {
@@ -176,12 +187,9 @@ int spm_layout_for_each_page(const struct spm_elf_image *img, const struct spm_l
 
     uint64_t ssa_size = (uint64_t)info->ssa_frame_pages * info->ssa_frame_count * PAGE;
     for (uint32_t i = 0; i < info->tcs_count; i++) {
-        uint64_t region = info->thread_region_offset + (uint64_t)i * info->thread_region_stride;
-        uint64_t stack = region + SPM_TR_STACK_OFFSET;
-        uint64_t td_off = stack + info->stack_size;
-        uint64_t tcs_off = td_off + PAGE;
-        uint64_t ssa = tcs_off + PAGE;
-        /* the guard page at `region` is never added */
+        struct spm_thread_offsets t = spm_layout_thread(info, i);
+        uint64_t stack = t.stack, td_off = t.thread_data, tcs_off = t.tcs, ssa = t.ssa;
+        /* the guard page at t.guard is never added */
         if ((ret = visit_range(stack, info->stack_size, reg_rw, fn, ctx)))
             return ret;
 

@@ -22,12 +22,6 @@ static int add_page(void *ctx, uint64_t offset, uint64_t secinfo_flags, bool mea
     return e->ops->eadd(e->hw, offset, content, secinfo_flags, measured);
 }
 
-static uint64_t tcs_offset(const struct spm_layout_info *info, uint32_t index)
-{
-    return info->thread_region_offset + (uint64_t)index * info->thread_region_stride +
-           SPM_TR_STACK_OFFSET + info->stack_size + SGX_PAGE_SIZE;
-}
-
 int spm_enclave_load(const char *image_path, const struct spm_enclave_options *options,
                      struct spm_enclave **out)
 {
@@ -55,7 +49,7 @@ int spm_enclave_load(const char *image_path, const struct spm_enclave_options *o
         ret = -EINVAL;
         goto fail;
     }
-    uint8_t signer[32];
+    uint8_t signer[32]; /* EINIT derives it again from the SIGSTRUCT it verifies */
     if ((ret = spm_image_check_metadata(&img, image_path, &e->layout, signer)) < 0)
         goto fail;
     const char *platform_dir = spm_sim_platform_dir(options->platform_dir);
@@ -97,7 +91,7 @@ int spm_enclave_load(const char *image_path, const struct spm_enclave_options *o
         goto fail;
     }
     for (uint32_t i = 0; i < e->tcs_count; i++) {
-        e->tcs_offsets[i] = tcs_offset(&e->layout.info, i);
+        e->tcs_offsets[i] = spm_layout_thread(&e->layout.info, i).tcs;
         e->free_tcs[i] = e->tcs_count - 1 - i;
     }
     e->free_count = e->tcs_count;
