@@ -258,7 +258,12 @@ int spm_get_quote(const uint8_t report_data[64], uint8_t **quote_out, size_t *qu
     return 0;
 }
 
-/* ---- ECDSA for enclave code ---- */
+/* ---- Hashing and ECDSA for enclave code ---- */
+
+void spm_sha256(const void *data, size_t size, uint8_t digest[32])
+{
+    tc_sha256(data, size, digest);
+}
 
 int spm_ecdsa_p256_keygen(uint8_t private_key[32], uint8_t public_key[65])
 {

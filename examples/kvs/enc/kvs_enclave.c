@@ -21,13 +21,14 @@
 
 #include "spm/trts.h"
 #include "kvs_abi.h"
+#include "kvs_integer.h"
 
 /* Any reply that does not echo client data fits in this many bytes (the
  * longest is "unknown command", whose quoted parts are capped at 128). */
 #define SMALL_REPLY_MAX 512u
 #define INITIAL_BUCKETS 64u
 #define MAX_BUCKETS     (1ull << 30)
-#define INT64_TEXT_MAX  20u /* "-9223372036854775808" */
+#define INT64_TEXT_MAX  KVS_INT64_TEXT_MAX
 
 /* ---- The table ---- */
 
@@ -403,41 +404,6 @@ static bool arg_is(const struct arg *a, const char *word)
     return true;
 }
 
-/* Redis's string2ll: optional '-', digits, no '+', no spaces, no leading
- * zero, no "-0", within int64. */
-static bool parse_i64(const uint8_t *p, size_t size, int64_t *out)
-{
-    if (size == 0 || size > INT64_TEXT_MAX)
-        return false;
-    if (size == 1 && p[0] == '0') {
-        *out = 0;
-        return true;
-    }
-    bool negative = p[0] == '-';
-    size_t i = negative ? 1 : 0;
-    if (i == size || p[i] < '1' || p[i] > '9')
-        return false;
-    uint64_t v = 0;
-    for (; i < size; i++) {
-        if (p[i] < '0' || p[i] > '9')
-            return false;
-        uint64_t digit = (uint64_t)(p[i] - '0');
-        if (v > (UINT64_MAX - digit) / 10)
-            return false;
-        v = v * 10 + digit;
-    }
-    if (negative) {
-        if (v > (uint64_t)INT64_MAX + 1)
-            return false;
-        *out = (int64_t)(0 - v);
-    } else {
-        if (v > (uint64_t)INT64_MAX)
-            return false;
-        *out = (int64_t)v;
-    }
-    return true;
-}
-
 /* ---- Commands ----
  * Each runs with at least SMALL_REPLY_MAX bytes of output free; one whose
  * reply carries client or stored data reserves its exact size first and
@@ -612,7 +578,7 @@ static void incr_by(struct ctx *c, const struct arg *key, int64_t delta)
     struct entry **link = find_link(key->data, key->size, hash);
     struct entry *e = link ? *link : NULL;
     int64_t value = 0;
-    if (e && !parse_i64(entry_value(e), e->value_size, &value)) {
+    if (e && !kvs_parse_i64(entry_value(e), e->value_size, &value)) {
         spm_spin_unlock(&g_db.lock);
         reply_error(c, ERR_NOT_INTEGER);
         return;
@@ -670,7 +636,7 @@ static int cmd_incrby(struct ctx *c, uint32_t argc, const struct arg *argv)
 {
     (void)argc;
     int64_t delta;
-    if (!parse_i64(argv[2].data, argv[2].size, &delta)) {
+    if (!kvs_parse_i64(argv[2].data, argv[2].size, &delta)) {
         reply_error(c, ERR_NOT_INTEGER);
         return 0;
     }
@@ -682,7 +648,7 @@ static int cmd_decrby(struct ctx *c, uint32_t argc, const struct arg *argv)
 {
     (void)argc;
     int64_t delta;
-    if (!parse_i64(argv[2].data, argv[2].size, &delta) || delta == INT64_MIN) {
+    if (!kvs_parse_i64(argv[2].data, argv[2].size, &delta) || delta == INT64_MIN) {
         reply_error(c, ERR_NOT_INTEGER);
         return 0;
     }
@@ -786,7 +752,7 @@ static int cmd_select(struct ctx *c, uint32_t argc, const struct arg *argv)
 {
     (void)argc;
     int64_t index;
-    if (!parse_i64(argv[1].data, argv[1].size, &index))
+    if (!kvs_parse_i64(argv[1].data, argv[1].size, &index))
         reply_error(c, ERR_NOT_INTEGER);
     else if (index != 0)
         reply_error(c, "ERR DB index is out of range");

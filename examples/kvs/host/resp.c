@@ -3,6 +3,7 @@
  * skips two bytes, and it caps header lines and argument sizes lower, since
  * every byte here is an untrusted client's and ends up in an ecall. */
 #include "resp.h"
+#include "kvs_integer.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -34,34 +35,6 @@ static int fail(struct resp_parser *parser, const char *error)
     return -EPROTO;
 }
 
-/* Redis's string2ll: optional '-', decimal digits, no leading zero. */
-static bool parse_i64(const uint8_t *p, size_t size, int64_t *out)
-{
-    if (size == 0 || size > 20)
-        return false;
-    if (size == 1 && p[0] == '0') {
-        *out = 0;
-        return true;
-    }
-    bool negative = p[0] == '-';
-    size_t i = negative ? 1 : 0;
-    if (i == size || p[i] < '1' || p[i] > '9')
-        return false;
-    uint64_t v = 0;
-    for (; i < size; i++) {
-        if (p[i] < '0' || p[i] > '9')
-            return false;
-        uint64_t digit = (uint64_t)(p[i] - '0');
-        if (v > (UINT64_MAX - digit) / 10)
-            return false;
-        v = v * 10 + digit;
-    }
-    if (v > (uint64_t)INT64_MAX + (negative ? 1 : 0))
-        return false;
-    *out = negative ? (int64_t)(0 - v) : (int64_t)v;
-    return true;
-}
-
 /* Reads the "*N\r\n" or "$N\r\n" line at buf[pos]. Returns 0 with the number
  * and *line_size (CRLF included), -EAGAIN, or -EPROTO with too_long as the
  * error when no CR comes within HEADER_LINE_MAX bytes. */
@@ -78,7 +51,7 @@ static int header_line(struct resp_parser *parser, const uint8_t *buf, size_t si
         return -EAGAIN;
     if (buf[cr_index + 1] != '\n')
         return fail(parser, "Protocol error: expected CRLF after a length");
-    if (!parse_i64(buf + pos + 1, cr_index - pos - 1, value))
+    if (!kvs_parse_i64(buf + pos + 1, cr_index - pos - 1, value))
         return fail(parser, invalid);
     *line_size = cr_index + 2 - pos;
     return 0;

@@ -3,6 +3,7 @@
  * encodings of the DCAP quote (r||s, x||y, big-endian). One of the three
  * files allowed to include OpenSSL (with hash.c and x509.c). */
 #include "ecdsa.h"
+#include "crypto_internal.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -137,20 +138,7 @@ int spm_ec_key_to_pem(const struct spm_ec_key *key, char **pem, size_t *pem_size
     int ret = -EIO;
     if (!PEM_write_bio_PrivateKey(bio, key->pkey, NULL, NULL, 0, NULL, NULL))
         goto out;
-    char *data = NULL;
-    long size = BIO_get_mem_data(bio, &data);
-    if (size <= 0)
-        goto out;
-    char *copy = malloc((size_t)size + 1);
-    if (!copy) {
-        ret = -ENOMEM;
-        goto out;
-    }
-    memcpy(copy, data, (size_t)size);
-    copy[size] = 0;
-    *pem = copy;
-    *pem_size = (size_t)size;
-    ret = 0;
+    ret = spm_crypto_bio_to_buffer(bio, pem, pem_size);
 out:
     BIO_free(bio);
     return ret;

@@ -3,6 +3,7 @@
  * without a division. It exists so that the image module never sees an
  * OpenSSL type; see rsa.h for the contract. */
 #include "rsa.h"
+#include "crypto_internal.h"
 #include "host/common/log.h"
 
 #include <errno.h>
@@ -68,20 +69,7 @@ int spm_rsa_private_pem(const struct spm_rsa_key *key, char **pem, size_t *pem_s
         log_openssl("cannot serialise the RSA key");
         goto out;
     }
-    char *data = NULL;
-    long size = BIO_get_mem_data(bio, &data);
-    if (size <= 0 || !data)
-        goto out;
-    char *copy = malloc((size_t)size + 1);
-    if (!copy) {
-        ret = -ENOMEM;
-        goto out;
-    }
-    memcpy(copy, data, (size_t)size);
-    copy[size] = 0;
-    *pem = copy;
-    *pem_size = (size_t)size;
-    ret = 0;
+    ret = spm_crypto_bio_to_buffer(bio, pem, pem_size);
 out:
     BIO_free(bio); /* secmem BIO: cleared on free */
     return ret;

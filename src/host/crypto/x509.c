@@ -5,6 +5,7 @@
  * must be canonical and every certificate in it must be on the validated
  * path. One of the three files allowed to include OpenSSL. */
 #include "x509.h"
+#include "crypto_internal.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -73,8 +74,7 @@ static X509 *parse_one_cert(const char *pem, size_t pem_size)
     return cert;
 }
 
-/* Copies a memory BIO's content into a malloc'd NUL-terminated buffer. */
-static int bio_to_buffer(BIO *bio, char **out, size_t *out_size)
+int spm_crypto_bio_to_buffer(BIO *bio, char **out, size_t *out_size)
 {
     char *data = NULL;
     long size = BIO_get_mem_data(bio, &data);
@@ -165,7 +165,7 @@ static int build_cert(EVP_PKEY *subject_key, X509 *issuer, EVP_PKEY *issuer_key,
     }
     if (PEM_write_bio_X509(bio, cert) != 1)
         goto out;
-    ret = bio_to_buffer(bio, pem, pem_size);
+    ret = spm_crypto_bio_to_buffer(bio, pem, pem_size);
 out:
     if (ret == -EIO)
         spm_error("cannot create the certificate for '%s' (OpenSSL failure)", common_name);

@@ -142,7 +142,7 @@ void tc_hmac_sha256(const void *key, size_t key_size, const void *data, size_t s
     spm_wipe(&hc, sizeof(hc));
 }
 
-void spm_sha256(const void *data, size_t size, uint8_t digest[32])
+void tc_sha256(const void *data, size_t size, uint8_t digest[32])
 {
     br_sha256_context c;
     br_sha256_init(&c);

@@ -9,6 +9,9 @@
 
 #define TC_HIDDEN __attribute__((visibility("hidden")))
 
+/* SHA-256. */
+void tc_sha256(const void *data, size_t size, uint8_t digest[32]) TC_HIDDEN;
+
 /* AES-128-CMAC (RFC 4493). */
 void tc_aes128_cmac(const uint8_t key[16], const void *data, size_t size,
                     uint8_t mac[16]) TC_HIDDEN;

@@ -21,10 +21,12 @@ enum basic_ecall {
     BASIC_ECALL_ECDSA,
     BASIC_ECALL_SELF_REPORT,
     BASIC_ECALL_RANDOM,
+    BASIC_ECALL_PARK,
 };
 
 enum basic_ocall {
     BASIC_OCALL_ECHO,
+    BASIC_OCALL_PARK,
 };
 
 struct basic_count_result {

@@ -22,25 +22,36 @@ static struct spm_spinlock g_lock;
 static uint64_t g_counter;
 static volatile int g_inside, g_max_inside;
 
+/* Records the most threads seen inside the enclave at once. */
+static void enter(void)
+{
+    int now = __atomic_add_fetch(&g_inside, 1, __ATOMIC_SEQ_CST);
+    int seen = g_max_inside;
+    while (now > seen && !__atomic_compare_exchange_n(&g_max_inside, &seen, now, false,
+                                                      __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+        ;
+}
+
+static void leave(void)
+{
+    __atomic_sub_fetch(&g_inside, 1, __ATOMIC_SEQ_CST);
+}
+
 /* Counts calls; holds the thread inside for a while so concurrent callers
- * overlap, and records the most threads seen inside at once. */
+ * overlap. */
 static int e_count(const uint8_t *in, size_t in_size, uint8_t *out, size_t out_capacity,
                    size_t *out_size)
 {
     uint64_t spins = 0;
     if (in_size == sizeof(spins))
         memcpy(&spins, in, sizeof(spins));
-    int now = __atomic_add_fetch(&g_inside, 1, __ATOMIC_SEQ_CST);
-    int seen = g_max_inside;
-    while (now > seen && !__atomic_compare_exchange_n(&g_max_inside, &seen, now, false,
-                                                      __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
-        ;
+    enter();
     for (volatile uint64_t i = 0; i < spins; i++)
         ;
     spm_spin_lock(&g_lock);
     uint64_t value = ++g_counter;
     spm_spin_unlock(&g_lock);
-    __atomic_sub_fetch(&g_inside, 1, __ATOMIC_SEQ_CST);
+    leave();
     struct basic_count_result r = {value, (uint64_t)g_max_inside};
     if (out_capacity < sizeof(r))
         return -ENOSPC;
@@ -217,6 +228,23 @@ static int e_ecdsa(const uint8_t *in, size_t in_size, uint8_t *out, size_t out_c
     return ret;
 }
 
+/* Parks this thread in a host ocall (holding its TCS) until the host lets
+ * it go: the host can then hold every TCS busy for as long as it likes. */
+static int e_park(const uint8_t *in, size_t in_size, uint8_t *out, size_t out_capacity,
+                  size_t *out_size)
+{
+    (void)in;
+    (void)in_size;
+    (void)out;
+    (void)out_capacity;
+    (void)out_size;
+    enter();
+    size_t n;
+    int ret = spm_ocall(BASIC_OCALL_PARK, NULL, 0, NULL, 0, &n);
+    leave();
+    return ret;
+}
+
 static int e_self_report(const uint8_t *in, size_t in_size, uint8_t *out, size_t out_capacity,
                          size_t *out_size)
 {
@@ -257,5 +285,6 @@ const struct spm_ecall_entry spm_app_ecalls[] = {
     [BASIC_ECALL_ECDSA] = {e_ecdsa},
     [BASIC_ECALL_SELF_REPORT] = {e_self_report},
     [BASIC_ECALL_RANDOM] = {e_random},
+    [BASIC_ECALL_PARK] = {e_park},
 };
 const uint32_t spm_app_ecall_count = sizeof(spm_app_ecalls) / sizeof(spm_app_ecalls[0]);
