@@ -25,7 +25,8 @@ fi
 echo "== platform"
 "$spm" platform show --platform "$platform_dir"
 echo "== enclave image"
-"$spm" inspect "$enclave" | head -12
+inspect=$("$spm" inspect "$enclave")
+head -12 <<<"$inspect"
 
 log=$(mktemp)
 "$kvs" --enclave "$enclave" --platform "$platform_dir" --port "$port" 2>"$log" &

@@ -14,17 +14,20 @@ for elf in "$@"; do
     hits=$(objdump -d --no-show-raw-insn "$elf" | grep -cE '\s(syscall|sysenter|int\s+\$0x80)\b' || true)
     if [ "$hits" != "0" ]; then
         echo "FAIL $name: $hits syscall-type instruction(s):"
-        objdump -d --no-show-raw-insn "$elf" | grep -E '\s(syscall|sysenter|int\s+\$0x80)\b' | head -5
+        objdump -d --no-show-raw-insn "$elf" | grep -E '\s(syscall|sysenter|int\s+\$0x80)\b' | head -5 || true
         fail=1
     fi
     undefined=$(nm -u "$elf" | grep -v ' w ' || true)
     if [ -n "$undefined" ]; then
         echo "FAIL $name: undefined symbols:"; echo "$undefined" | head -10; fail=1
     fi
-    if readelf -dW "$elf" | grep -q '(NEEDED)'; then
+    # Captured first: `readelf | grep -q` can fail on SIGPIPE under pipefail.
+    dynamic=$(readelf -dW "$elf")
+    segments=$(readelf -lW "$elf")
+    if grep -q '(NEEDED)' <<<"$dynamic"; then
         echo "FAIL $name: has DT_NEEDED"; fail=1
     fi
-    if readelf -lW "$elf" | grep -q INTERP; then
+    if grep -q INTERP <<<"$segments"; then
         echo "FAIL $name: has an interpreter"; fail=1
     fi
     other=$(readelf -rW "$elf" | awk '/^[0-9a-f]+ +[0-9a-f]+ +R_/ {print $3}' | grep -v '^R_X86_64_RELATIVE$' | sort -u || true)
