@@ -104,26 +104,34 @@ static bool rdrand64(uint64_t *out)
     return false;
 }
 
+/* Seeds this incarnation's DRBG from RDRAND on first use. Called with
+ * drbg_lock held. */
+static int drbg_ready_locked(struct trts_incarnation *inc)
+{
+    if (inc->drbg_ready)
+        return 0;
+    uint64_t seed[6];
+    for (size_t i = 0; i < 6; i++) {
+        if (!rdrand64(&seed[i])) {
+            spm_wipe(seed, sizeof(seed));
+            return -EIO;
+        }
+    }
+    tc_drbg_init(inc->drbg, seed, sizeof(seed));
+    spm_wipe(seed, sizeof(seed));
+    inc->drbg_ready = 1;
+    return 0;
+}
+
 int spm_random(void *out, size_t size)
 {
     struct trts_incarnation *inc = trts_incarnation();
     spm_spin_lock(&inc->drbg_lock);
-    if (!inc->drbg_ready) {
-        uint64_t seed[6];
-        for (size_t i = 0; i < 6; i++) {
-            if (!rdrand64(&seed[i])) {
-                spm_spin_unlock(&inc->drbg_lock);
-                spm_wipe(seed, sizeof(seed));
-                return -EIO;
-            }
-        }
-        tc_drbg_init(inc->drbg, seed, sizeof(seed));
-        spm_wipe(seed, sizeof(seed));
-        inc->drbg_ready = 1;
-    }
-    tc_drbg_generate(inc->drbg, out, size);
+    int ret = drbg_ready_locked(inc);
+    if (ret == 0)
+        tc_drbg_generate(inc->drbg, out, size);
     spm_spin_unlock(&inc->drbg_lock);
-    return 0;
+    return ret;
 }
 
 /* ---- Sealing ---- */
@@ -268,12 +276,10 @@ void spm_sha256(const void *data, size_t size, uint8_t digest[32])
 int spm_ecdsa_p256_keygen(uint8_t private_key[32], uint8_t public_key[65])
 {
     struct trts_incarnation *inc = trts_incarnation();
-    uint8_t probe;
-    int ret = spm_random(&probe, 1); /* seeds the DRBG if needed */
-    if (ret < 0)
-        return ret;
     spm_spin_lock(&inc->drbg_lock);
-    ret = tc_p256_keygen(inc->drbg, private_key, public_key);
+    int ret = drbg_ready_locked(inc);
+    if (ret == 0)
+        ret = tc_p256_keygen(inc->drbg, private_key, public_key);
     spm_spin_unlock(&inc->drbg_lock);
     return ret;
 }

@@ -11,10 +11,10 @@ for elf in "$@"; do
         echo "FAIL $name: missing or empty"; fail=1; continue
     fi
     # objdump -d disassembles every executable section.
-    hits=$(objdump -d --no-show-raw-insn "$elf" | grep -cE '\s(syscall|sysenter|int\s+\$0x80)\b' || true)
-    if [ "$hits" != "0" ]; then
-        echo "FAIL $name: $hits syscall-type instruction(s):"
-        objdump -d --no-show-raw-insn "$elf" | grep -E '\s(syscall|sysenter|int\s+\$0x80)\b' | head -5 || true
+    syscalls=$(objdump -d --no-show-raw-insn "$elf" | grep -E '\s(syscall|sysenter|int\s+\$0x80)\b' || true)
+    if [ -n "$syscalls" ]; then
+        echo "FAIL $name: $(wc -l <<<"$syscalls") syscall-type instruction(s):"
+        head -5 <<<"$syscalls"
         fail=1
     fi
     undefined=$(nm -u "$elf" | grep -v ' w ' || true)

@@ -272,9 +272,15 @@ static uint64_t sim_enclu(uint64_t leaf, uint64_t rbx, uint64_t rcx, uint64_t rd
 
 static void set_gs_base(uint64_t gs_base)
 {
+    /* Whether the kernel lets user space write GS directly; fixed for the
+     * life of the process, so asked once rather than on every switch. */
+    static int has_wrgsbase = -1;
     if (t_gs_base == gs_base)
         return;
-    if (getauxval(AT_HWCAP2) & HWCAP2_FSGSBASE)
+    if (has_wrgsbase < 0)
+        __atomic_store_n(&has_wrgsbase, (getauxval(AT_HWCAP2) & HWCAP2_FSGSBASE) != 0,
+                         __ATOMIC_RELAXED);
+    if (__atomic_load_n(&has_wrgsbase, __ATOMIC_RELAXED))
         __asm__ volatile("wrgsbase %0" : : "r"(gs_base) : "memory");
     else
         syscall(SYS_arch_prctl, ARCH_SET_GS, gs_base);
