@@ -114,6 +114,17 @@ int spm_unseal(const void *sealed, size_t sealed_size, void *text, size_t text_c
 int spm_get_quote(const uint8_t report_data[64], uint8_t **quote, size_t *quote_size)
     __attribute__((warn_unused_result));
 
+/* ---- Platform monotonic counters ----
+ * Named by a 16-byte id, private to enclaves with this enclave's MRSIGNER,
+ * kept by the platform (the simulated CPU's store; on hardware a trusted
+ * counter service) so that host software cannot move them backwards. A
+ * counter that was never incremented reads 0. -EIO if the platform's store
+ * fails, -ENOSYS where the platform has none. */
+int spm_counter_read(const uint8_t id[16], uint64_t *value) __attribute__((warn_unused_result));
+/* Adds one and returns the new value. */
+int spm_counter_increment(const uint8_t id[16], uint64_t *value)
+    __attribute__((warn_unused_result));
+
 /* ---- Crypto the runtime exposes to enclave code ---- */
 void spm_sha256(const void *data, size_t size, uint8_t digest[32]);
 /* ECDSA P-256: private key 32 bytes, public key 65 bytes (0x04 || x || y),

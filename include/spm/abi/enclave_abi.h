@@ -20,6 +20,9 @@
 #define SPM_TD_STATE_IDLE  0
 #define SPM_TD_STATE_ECALL 1
 #define SPM_TD_STATE_OCALL 2
+/* Parked in an ocall while a checkpoint is taken or restored: ORET is
+ * refused until the checkpoint is aborted or the restore committed. */
+#define SPM_TD_STATE_FROZEN 3
 
 #define SPM_ENTER_ECALL 0
 #define SPM_ENTER_ORET  1
@@ -77,9 +80,11 @@ struct spm_image_meta {
  *     TCS page               TCS, measured
  *     SSA frames             RW, unmeasured
  * The whole is padded to elrange_size (a power of two). */
-#define SPM_LAYOUT_MAGIC      0x54554F59414C5053ull /* "SPLAYOUT" */
-#define SPM_LAYOUT_VERSION    1u
-#define SPM_INCARNATION_PAGES 1u
+#define SPM_LAYOUT_MAGIC   0x54554F59414C5053ull /* "SPLAYOUT" */
+#define SPM_LAYOUT_VERSION 1u
+/* Page 0: DRBG and the checkpoint engine's state; page 1: the run list of
+ * the checkpoint being written or read (checkpoint_abi.h). */
+#define SPM_INCARNATION_PAGES 2u
 
 struct spm_layout_info {
     uint64_t magic;
@@ -170,6 +175,16 @@ struct spm_ocall_frame {
 #define SPM_RT_CALL_BASE 0x7fff0000u
 enum spm_rt_ecall {
     SPM_RT_ECALL_INIT = SPM_RT_CALL_BASE, /* first entry: self-relocation, DRBG */
+    /* Checkpoint and restore, in the order checkpoint_abi.h describes. */
+    SPM_RT_ECALL_CKPT_BEGIN,
+    SPM_RT_ECALL_CKPT_ENCRYPT,
+    SPM_RT_ECALL_CKPT_END,
+    SPM_RT_ECALL_CKPT_ABORT,
+    SPM_RT_ECALL_RESTORE_BEGIN,
+    SPM_RT_ECALL_RESTORE_VERIFY,
+    SPM_RT_ECALL_RESTORE_DECRYPT,
+    SPM_RT_ECALL_RESTORE_END,
+    SPM_RT_ECALL_RESTORE_ABORT,
 };
 enum spm_rt_ocall {
     SPM_RT_OCALL_LOG = SPM_RT_CALL_BASE, /* in: bytes to print */
@@ -177,6 +192,8 @@ enum spm_rt_ocall {
     SPM_RT_OCALL_QE_TARGET_INFO,         /* out: struct sgx_target_info */
     SPM_RT_OCALL_QUOTE,                  /* in: struct sgx_report; out: quote */
     SPM_RT_OCALL_YIELD,                  /* no data: sched_yield on the host */
+    SPM_RT_OCALL_ME, /* in: a message for the local Migration Enclave (me_abi.h);
+                        out: its reply. The host only relays it to spmd. */
 };
 
 /* Status codes the host may return from an ocall; trusted code maps any

@@ -20,6 +20,10 @@ struct spm_enter_io {
     uint64_t rdi_in, rsi_in, rdx_in;
     uint64_t rdi_out, rsi_out, rdx_out;
     void *ocall_ctx;
+    /* The enclave this EENTER runs, re-read after every ocall: a checkpoint
+     * may tear ELRANGE down and rebuild it at the same base (a new backend
+     * object) while this thread is out in an ocall. */
+    struct spm_hw_enclave *const *enclave_slot;
 };
 
 /* Serves one ocall while the enclave is out; returns the status for ORET. */

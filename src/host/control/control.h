@@ -1,0 +1,67 @@
+/* The control channel of an SPM process: a listening unix socket the
+ * untrusted runtime opens in every process that loads an enclave, through
+ * which the CRIU plugin, the action script and `spm` ask it to export its
+ * enclave before a dump and to import it again after a restore.
+ *
+ * Path: <run dir>/<pid>.ctl, where <run dir> is $SPM_RUN_DIR or /run/spm
+ * and <pid> is the process's pid in its own pid namespace. From outside a
+ * container it is reached as /proc/<host pid>/root/<run dir>/<ns pid>.ctl
+ * (spm_control_path_for_pid). A listening unix socket bound to a path is
+ * restored by CRIU like any other, so the channel survives a checkpoint.
+ *
+ * Protocol: one request line per connection, one reply line, then close.
+ * Words are separated by single spaces; values never contain spaces except
+ * the final msg=, which runs to the end of the line.
+ *   export [timeout_ms=N] [threads=N]
+ *       -> ok enclaves=N bytes=N chunks=N threads=N export_us=N
+ *       -> error errno=N msg=TEXT         (the enclave is running again)
+ *   resume            rebuild and import any exported enclave; a no-op for
+ *                     a live one. Sent by the plugin with nobody waiting for
+ *                     the reply (tasks may still be frozen): it runs when
+ *                     the process runs.
+ *       -> ok enclaves=N bytes=N chunks=N threads=N import_us=N
+ *       -> error errno=N msg=TEXT
+ *   status [wait_ms=N] waits up to N ms while an export or import is under
+ *                     way, then reports
+ *       -> ok state=live|exported|importing|exporting|failed
+ *             [bytes=N chunks=N export_us=N import_us=N] [errno=N msg=TEXT]
+ * A process whose import is refused for good (the checkpoint was already
+ * resumed, superseded, tampered with, or belongs to another enclave) logs
+ * why and exits with SPM_CONTROL_EXIT_REFUSED: nothing runs with that
+ * state, and the untouched images can be restored again. */
+#ifndef SPM_HOST_CONTROL_CONTROL_H
+#define SPM_HOST_CONTROL_CONTROL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#define SPM_CONTROL_RUN_DIR_DEFAULT "/run/spm"
+#define SPM_CONTROL_RUN_DIR_ENV     "SPM_RUN_DIR"
+#define SPM_CONTROL_MAX_LINE        1024u
+#define SPM_CONTROL_EXIT_REFUSED    75
+
+/* Default bound on waiting for threads to leave the enclave (ms). */
+#define SPM_CONTROL_DEFAULT_TIMEOUT_MS 10000u
+
+/* <run dir>: $SPM_RUN_DIR or the default. Never NULL. */
+const char *spm_control_run_dir(void);
+
+/* The path of host process `pid`'s control socket, seen from this process
+ * (through /proc/<pid>/root, using the pid from the last NSpid entry of
+ * /proc/<pid>/status). -ENOENT if pid is not running, -ENAMETOOLONG. */
+int spm_control_path_for_pid(pid_t pid, char *path, size_t path_size)
+    __attribute__((warn_unused_result));
+
+/* Sends `request` (one line, no newline) to the socket at `path` and reads
+ * the reply line into `reply` (NUL-terminated, newline stripped), waiting at
+ * most timeout_ms (0: do not wait for a reply at all). -ECONNREFUSED /
+ * -ENOENT when nobody listens there, -ETIMEDOUT, -EPROTO. */
+int spm_control_request(const char *path, const char *request, char *reply, size_t reply_size,
+                        unsigned timeout_ms) __attribute__((warn_unused_result));
+
+/* The value of `key` in a reply line ("key=value"), copied into value;
+ * msg= runs to the end of the line. -ENOENT when absent. */
+int spm_control_reply_value(const char *reply, const char *key, char *value, size_t value_size)
+    __attribute__((warn_unused_result));
+
+#endif
