@@ -159,6 +159,7 @@ int spm_enclave_ecall(struct spm_enclave *e, uint32_t id, const void *in, size_t
         .rsi_in = id,
         .rdx_in = (uint64_t)&args,
         .ocall_ctx = e,
+        .enclave_slot = &e->hw,
     };
     t_inside = e;
     ret = e->ops->eenter(e->hw, e->tcs_offsets[index], &io, spm_urts_ocall_dispatch);

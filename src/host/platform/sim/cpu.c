@@ -291,7 +291,13 @@ int64_t spm_sim_ocall_entry(struct sim_enter_frame *f, uint64_t id, void *frame)
 {
     t_current = NULL;
     int64_t status = f->dispatch(f->io->ocall_ctx, id, frame);
-    /* The handler may have entered another enclave on this thread. */
+    /* A checkpoint may have rebuilt the enclave (same base, new object)
+     * while this thread was out; the handler may have entered another
+     * enclave on this thread, and a restored process may come back with a
+     * GS base the kernel set. So both are set again, unconditionally. */
+    if (f->io->enclave_slot)
+        f->enclave = *f->io->enclave_slot;
+    t_gs_base = 0;
     set_gs_base(f->gs_base);
     t_current = f->enclave;
     return status;
