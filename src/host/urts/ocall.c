@@ -52,6 +52,8 @@ static int rt_ocall(struct spm_enclave *e, uint64_t id, const uint8_t *in, size_
     case SPM_RT_OCALL_YIELD:
         sched_yield();
         return 0;
+    case SPM_RT_OCALL_ME:
+        return spm_urts_me_relay(in, in_size, out, out_capacity, out_size);
     default:
         return -ENOSYS;
     }

@@ -26,6 +26,13 @@ struct spm_enclave {
     void *ocall_ctx;
 };
 
+/* SPM_RT_OCALL_ME: relays one message to spmd's socket ($SPM_SPMD_SOCKET or
+ * SPM_SPMD_SOCKET_DEFAULT) and copies its reply into out. Returns 0 or
+ * -ECONNREFUSED/-ENOENT (no spmd), -EPROTO (malformed reply), -ENOSPC,
+ * -ETIMEDOUT. me_relay.c. */
+int spm_urts_me_relay(const uint8_t *in, size_t in_size, uint8_t *out, size_t out_capacity,
+                      size_t *out_size);
+
 /* Serves one ocall of `ctx` (a struct spm_enclave); see platform.h. */
 int64_t spm_urts_ocall_dispatch(void *ctx, uint64_t id, void *frame);
 
