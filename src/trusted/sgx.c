@@ -1,8 +1,9 @@
 /* The enclave's view of the CPU: reports (local attestation), keys, sealing
  * in the SDK's sealed-data layout, quotes through the platform's quoting
- * service, and randomness. ENCLU operands must be aligned as the SDM says
- * (512 B for TARGETINFO/REPORT/KEYREQUEST, 128 B for REPORTDATA, 16 B for
- * keys), so every call goes through aligned local copies. */
+ * service, randomness, and the platform's monotonic counters. ENCLU
+ * operands must be aligned as the SDM says (512 B for TARGETINFO/REPORT/
+ * KEYREQUEST, 128 B for REPORTDATA, 16 B for keys), so every call goes
+ * through aligned local copies. */
 #include "trts_internal.h"
 
 #include <string.h>
@@ -298,4 +299,42 @@ bool spm_ecdsa_p256_verify(const uint8_t public_key[65], const void *msg, size_t
     uint8_t hash[32];
     spm_sha256(msg, msg_size, hash);
     return tc_p256_verify(public_key, hash, signature);
+}
+
+/* ---- Platform monotonic counters ---- */
+
+/* The simulated CPU's SPM leaves (src/host/platform/sim/sim_internal.h,
+ * which trusted code cannot include; the ME tests prove both agree). */
+#define SIM_ENCLU_COUNTER_READ      0x53504d01u
+#define SIM_ENCLU_COUNTER_INCREMENT 0x53504d02u
+
+static int counter_leaf(uint64_t leaf, const uint8_t id[16], uint64_t *value)
+{
+    /* On hardware there is no such leaf (ENCLU would #GP): the counter
+     * service there is a different design, not yet built. */
+    if (!trts_thread_data()->sim_enclu)
+        return -ENOSYS;
+    struct {
+        uint8_t id[16] __attribute__((aligned(16)));
+        uint64_t value __attribute__((aligned(8)));
+    } op;
+    memcpy(op.id, id, sizeof(op.id));
+    op.value = 0;
+    uint64_t rax = trts_enclu(leaf, (uint64_t)op.id, (uint64_t)&op.value, 0);
+    if (rax == SGX_INVALID_ATTRIBUTE)
+        return -EINVAL;
+    if (rax != SGX_SUCCESS)
+        return -EIO;
+    *value = op.value;
+    return 0;
+}
+
+int spm_counter_read(const uint8_t id[16], uint64_t *value)
+{
+    return counter_leaf(SIM_ENCLU_COUNTER_READ, id, value);
+}
+
+int spm_counter_increment(const uint8_t id[16], uint64_t *value)
+{
+    return counter_leaf(SIM_ENCLU_COUNTER_INCREMENT, id, value);
 }

@@ -2,9 +2,10 @@
  * aligned ELRANGE in this process, EADD copies and measures pages, EINIT
  * verifies the SIGSTRUCT and the measurement (stricter than the SDK's
  * simulation, which checks neither), EENTER switches GS to the TCS's thread
- * data and jumps in, and the ENCLU gate serves EREPORT/EGETKEY for the
- * enclave running on this thread. The platform's secrets stay in sim/
- * (store.c, derive.c); this file only routes to them. */
+ * data and jumps in, and the ENCLU gate serves EREPORT/EGETKEY and the
+ * platform's monotonic counters for the enclave running on this thread.
+ * The platform's secrets and files stay in sim/ (store.c, derive.c); this
+ * file only routes to them. */
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -243,8 +244,9 @@ static bool range_in_enclave(const struct spm_hw_enclave *e, uint64_t p, uint64_
  * returns; the trusted runtime treats every non-zero value as failure. */
 #define SIM_ENCLU_INTERNAL_ERROR 0xffffffffull
 
-/* The ENCLU gate the enclave calls (through TD.sim_enclu) for EREPORT and
- * EGETKEY. Operands must lie inside the calling enclave, as on hardware. */
+/* The ENCLU gate the enclave calls (through TD.sim_enclu) for EREPORT,
+ * EGETKEY and the SPM counter leaves (sim_internal.h). Operands must lie
+ * inside the calling enclave, as on hardware. */
 static uint64_t sim_enclu(uint64_t leaf, uint64_t rbx, uint64_t rcx, uint64_t rdx)
 {
     struct spm_hw_enclave *e = t_current;
@@ -266,6 +268,21 @@ static uint64_t sim_enclu(uint64_t leaf, uint64_t rbx, uint64_t rcx, uint64_t rd
             return SGX_INVALID_ATTRIBUTE;
         return (uint64_t)spm_sim_egetkey(e->platform, &e->secs, (const struct sgx_key_request *)rbx,
                                          (uint8_t *)rcx);
+    }
+    if (leaf == SPM_SIM_ENCLU_COUNTER_READ || leaf == SPM_SIM_ENCLU_COUNTER_INCREMENT) {
+        if (!range_in_enclave(e, rbx, 16, 16) || !range_in_enclave(e, rcx, 8, 8))
+            return SGX_INVALID_ATTRIBUTE;
+        /* Copied out of the enclave first, as the CPU latches operands. */
+        uint8_t id[16];
+        uint64_t value = 0;
+        memcpy(id, (const void *)rbx, sizeof(id));
+        int ret = leaf == SPM_SIM_ENCLU_COUNTER_READ
+                      ? spm_sim_counter_read(e->platform, e->secs.mr_signer, id, &value)
+                      : spm_sim_counter_increment(e->platform, e->secs.mr_signer, id, &value);
+        if (ret < 0)
+            return SIM_ENCLU_INTERNAL_ERROR;
+        memcpy((void *)rcx, &value, sizeof(value));
+        return SGX_SUCCESS;
     }
     return SGX_INVALID_ATTRIBUTE;
 }

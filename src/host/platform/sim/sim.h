@@ -75,4 +75,16 @@ void spm_sim_qe_target_info(const struct spm_sim_platform *p, struct sgx_target_
 int spm_sim_quote(const struct spm_sim_platform *p, const struct sgx_report *report,
                   uint8_t **quote, size_t *quote_size) __attribute__((warn_unused_result));
 
+/* Platform monotonic counters (sim_internal.h describes the store): the
+ * counter `id` of the enclaves whose MRSIGNER is `mrsigner`. read: a counter
+ * never incremented reads 0. increment: adds one under the store's lock and
+ * returns the new value, durable before it returns. Errors are logged with
+ * the file's name: -EBADMSG for a corrupt counter file, -EOVERFLOW at
+ * UINT64_MAX, other -errno from the file system. */
+int spm_sim_counter_read(const struct spm_sim_platform *p, const uint8_t mrsigner[32],
+                         const uint8_t id[16], uint64_t *value) __attribute__((warn_unused_result));
+int spm_sim_counter_increment(const struct spm_sim_platform *p, const uint8_t mrsigner[32],
+                              const uint8_t id[16], uint64_t *value)
+    __attribute__((warn_unused_result));
+
 #endif

@@ -38,6 +38,44 @@
 #define SPM_SIM_STATE_VERSION    1u
 #define SPM_SIM_STATE_SIZE       96u
 
+/* The monotonic counter store (DESIGN.md section 4), for the Migration
+ * Enclave's rollback protection: one file per counter under
+ *   counters/<hex of SHA-256(MRSIGNER || id), first 16 bytes>
+ * mode 0600, replaced atomically (temp file, fsync, rename, fsync dir), so
+ * a crash leaves the old or the new value, never half of one. An increment
+ * holds an flock on counters/lock across read-modify-write, so threads and
+ * processes sharing a platform never lose or repeat a value. A missing file
+ * reads 0. Like platform.state, the store is protected only by its mode:
+ * the simulation does not defend against the local root user.
+ *
+ * Counter file (version 1), 104 bytes, integers little-endian:
+ *   0   8  magic "SPMCNTR\0"
+ *   8   4  version (1)
+ *   12  4  total file size (104)
+ *   16 32  MRSIGNER of the enclaves the counter belongs to
+ *   48 16  counter id
+ *   64  8  value
+ *   72 32  SHA-256 of bytes [0, 72): truncation and bit rot, and a file
+ *          moved to another counter's name, are reported as corrupt */
+#define SPM_SIM_COUNTER_DIR       "counters"
+#define SPM_SIM_COUNTER_LOCK_FILE "lock"
+#define SPM_SIM_COUNTER_MAGIC     "SPMCNTR\0"
+#define SPM_SIM_COUNTER_VERSION   1u
+#define SPM_SIM_COUNTER_FILE_SIZE 104u
+
+/* SPM-specific ENCLU leaves of the simulated CPU, far from SGX's (0..8) so
+ * no future SGX leaf collides. Operands lie inside the calling enclave, as
+ * for EGETKEY: RBX = 16-byte counter id (16-byte aligned), RCX = u64 that
+ * receives the value (8-byte aligned). The counter is namespaced by the
+ * caller's MRSIGNER (from its SECS), so enclaves of one author share
+ * counters and no other author can read or move them. RAX = SGX_SUCCESS,
+ * SGX_INVALID_ATTRIBUTE for bad operands, or SIM_ENCLU_INTERNAL_ERROR when
+ * the store fails (the error is logged on the host with the file's name).
+ * src/trusted/sgx.c repeats these numbers: trusted code cannot include this
+ * header. */
+#define SPM_SIM_ENCLU_COUNTER_READ      0x53504d01u /* "SPM" 1 */
+#define SPM_SIM_ENCLU_COUNTER_INCREMENT 0x53504d02u /* "SPM" 2 */
+
 /* Files of a provisioning CA directory (`spm ca init`): the key is 0600, the
  * certificate 0644 because verifiers on other hosts and accounts need it. */
 #define SPM_SIM_CA_KEY_FILE  "ca.key"

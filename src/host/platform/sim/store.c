@@ -1,15 +1,18 @@
 /* The simulated platform's persistent state: creating a provisioning CA and a
  * platform directory, and loading a platform back with every file checked,
  * so that a missing, truncated or foreign file is reported by name instead
- * of silently producing different keys. The file layout is described in
- * sim_internal.h. */
+ * of silently producing different keys; and the monotonic counter store the
+ * Migration Enclave's rollback protection stands on. The file layouts are
+ * described in sim_internal.h. */
 #include "sim_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -447,5 +450,165 @@ int spm_sim_platform_describe(const struct spm_sim_platform *p, struct spm_sim_p
         ret = spm_x509_names(p->cert_chain + p->attest_cert_size,
                              p->cert_chain_size - p->attest_cert_size, info->root_subject,
                              sizeof(info->root_subject), unused, sizeof(unused));
+    return ret;
+}
+
+/* ---- Monotonic counters (layout in sim_internal.h) ---- */
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    for (unsigned i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static int counter_path(const struct spm_sim_platform *p, const uint8_t mrsigner[32],
+                        const uint8_t id[16], char path[PATH_MAX])
+{
+    uint8_t name_input[48], digest[32];
+    memcpy(name_input, mrsigner, 32);
+    memcpy(name_input + 32, id, 16);
+    spm_sha256(name_input, sizeof(name_input), digest);
+    char hex[33];
+    spm_hex(digest, 16, hex);
+    int n = snprintf(path, PATH_MAX, "%s/%s/%s", p->dir, SPM_SIM_COUNTER_DIR, hex);
+    if (n < 0 || n >= PATH_MAX) {
+        spm_error("path too long: %s/%s/%s", p->dir, SPM_SIM_COUNTER_DIR, hex);
+        return -ENAMETOOLONG;
+    }
+    return 0;
+}
+
+static void encode_counter(const uint8_t mrsigner[32], const uint8_t id[16], uint64_t value,
+                           uint8_t out[SPM_SIM_COUNTER_FILE_SIZE])
+{
+    memset(out, 0, SPM_SIM_COUNTER_FILE_SIZE);
+    memcpy(out, SPM_SIM_COUNTER_MAGIC, 8);
+    put32(out + 8, SPM_SIM_COUNTER_VERSION);
+    put32(out + 12, SPM_SIM_COUNTER_FILE_SIZE);
+    memcpy(out + 16, mrsigner, 32);
+    memcpy(out + 48, id, 16);
+    for (unsigned i = 0; i < 8; i++)
+        out[64 + i] = (uint8_t)(value >> (8 * i));
+    spm_sha256(out, 72, out + 72);
+}
+
+/* Reads the counter at `path`; a missing file is 0, anything else that is
+ * not exactly this counter's file is -EBADMSG with the file named. */
+static int load_counter(const char *path, const uint8_t mrsigner[32], const uint8_t id[16],
+                        uint64_t *value)
+{
+    struct stat st;
+    if (lstat(path, &st) < 0) {
+        if (errno == ENOENT) {
+            *value = 0;
+            return 0;
+        }
+        int err = errno;
+        spm_error("cannot read monotonic counter %s: %s", path, strerror(err));
+        return -err;
+    }
+    uint8_t *data = NULL;
+    size_t size = 0;
+    int ret = spm_read_file(path, MAX_STATE_FILE_SIZE, &data, &size);
+    if (ret == -EFBIG) {
+        spm_error("monotonic counter file %s is corrupt: too large", path);
+        return -EBADMSG;
+    }
+    if (ret < 0)
+        return ret;
+    uint8_t digest[32];
+    ret = -EBADMSG;
+    if (size < 16 || memcmp(data, SPM_SIM_COUNTER_MAGIC, 8) != 0) {
+        spm_error("monotonic counter file %s is corrupt (%s)", path,
+                  size < 16 ? "truncated header" : "wrong magic");
+        goto out;
+    }
+    if (get32(data + 8) != SPM_SIM_COUNTER_VERSION) {
+        spm_error("monotonic counter file %s has version %u; this spm reads version %u", path,
+                  get32(data + 8), SPM_SIM_COUNTER_VERSION);
+        goto out;
+    }
+    if (size != SPM_SIM_COUNTER_FILE_SIZE || get32(data + 12) != SPM_SIM_COUNTER_FILE_SIZE) {
+        spm_error("monotonic counter file %s is corrupt: %zu bytes, expected %u (truncated?)", path,
+                  size, SPM_SIM_COUNTER_FILE_SIZE);
+        goto out;
+    }
+    spm_sha256(data, 72, digest);
+    if (spm_ct_memcmp(digest, data + 72, 32) != 0) {
+        spm_error("monotonic counter file %s is corrupt: checksum mismatch", path);
+        goto out;
+    }
+    if (memcmp(data + 16, mrsigner, 32) != 0 || memcmp(data + 48, id, 16) != 0) {
+        spm_error("monotonic counter file %s is corrupt: it holds another counter (moved or "
+                  "copied from another name?)",
+                  path);
+        goto out;
+    }
+    uint64_t v = 0;
+    for (unsigned i = 0; i < 8; i++)
+        v |= (uint64_t)data[64 + i] << (8 * i);
+    *value = v;
+    ret = 0;
+out:
+    free(data);
+    return ret;
+}
+
+int spm_sim_counter_read(const struct spm_sim_platform *p, const uint8_t mrsigner[32],
+                         const uint8_t id[16], uint64_t *value)
+{
+    char path[PATH_MAX];
+    int ret = counter_path(p, mrsigner, id, path);
+    if (ret < 0)
+        return ret;
+    /* Writers replace the file by rename: a reader sees the old or the new
+     * value, so reading needs no lock. */
+    return load_counter(path, mrsigner, id, value);
+}
+
+int spm_sim_counter_increment(const struct spm_sim_platform *p, const uint8_t mrsigner[32],
+                              const uint8_t id[16], uint64_t *value)
+{
+    char path[PATH_MAX], dir[PATH_MAX], lock_path[PATH_MAX];
+    int ret = counter_path(p, mrsigner, id, path);
+    if (ret < 0)
+        return ret;
+    if ((ret = join(dir, p->dir, SPM_SIM_COUNTER_DIR)) < 0 ||
+        (ret = join(lock_path, dir, SPM_SIM_COUNTER_LOCK_FILE)) < 0)
+        return ret;
+    if ((ret = spm_mkdir_p(dir, 0700)) < 0)
+        return ret;
+    int lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock_fd < 0) {
+        ret = -errno;
+        spm_error("cannot open the counter store's lock %s: %s", lock_path, strerror(-ret));
+        return ret;
+    }
+    while (flock(lock_fd, LOCK_EX) < 0) {
+        if (errno == EINTR)
+            continue;
+        ret = -errno;
+        spm_error("cannot lock the counter store (%s): %s", lock_path, strerror(-ret));
+        close(lock_fd);
+        return ret;
+    }
+    uint64_t current = 0;
+    if ((ret = load_counter(path, mrsigner, id, &current)) < 0)
+        goto out;
+    if (current == UINT64_MAX) {
+        spm_error("monotonic counter %s is at its maximum and cannot advance", path);
+        ret = -EOVERFLOW;
+        goto out;
+    }
+    uint8_t file[SPM_SIM_COUNTER_FILE_SIZE];
+    encode_counter(mrsigner, id, current + 1, file);
+    if ((ret = spm_write_file_atomic(path, file, sizeof(file), 0600)) < 0) {
+        spm_error("cannot advance monotonic counter %s", path);
+        goto out;
+    }
+    *value = current + 1;
+out:
+    flock(lock_fd, LOCK_UN);
+    close(lock_fd);
     return ret;
 }
