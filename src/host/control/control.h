@@ -64,4 +64,53 @@ int spm_control_request(const char *path, const char *request, char *reply, size
 int spm_control_reply_value(const char *reply, const char *key, char *value, size_t value_size)
     __attribute__((warn_unused_result));
 
+/* ---- Additions beyond the original contract (server side, tests, CLI) ---- */
+
+/* A parsed request line. Unset options are 0 (the server's defaults). */
+enum spm_control_op {
+    SPM_CONTROL_OP_EXPORT,
+    SPM_CONTROL_OP_RESUME,
+    SPM_CONTROL_OP_STATUS,
+};
+
+struct spm_control_request {
+    enum spm_control_op op;
+    unsigned timeout_ms; /* export: bound on waiting for threads to leave */
+    unsigned threads;    /* export: worker threads (0: online CPUs) */
+    unsigned wait_ms;    /* status: wait while an export/import runs */
+};
+
+/* Largest timeout_ms / wait_ms accepted (one hour) and threads. */
+#define SPM_CONTROL_MAX_MS      3600000u
+#define SPM_CONTROL_MAX_THREADS 1024u
+
+/* Parses one request line (no newline). -EINVAL for an unknown verb, an
+ * unknown or repeated option, a value that is not a decimal number in
+ * range, or an option the verb does not take. */
+int spm_control_parse_request(const char *line, struct spm_control_request *out)
+    __attribute__((warn_unused_result));
+
+/* The control socket path of this process: <run dir>/<getpid()>.ctl.
+ * -ENAMETOOLONG. */
+int spm_control_own_path(char *path, size_t path_size) __attribute__((warn_unused_result));
+
+/* The innermost pid of host process `pid` (last NSpid entry of
+ * /proc/<pid>/status; `pid` itself on kernels without NSpid). Names the
+ * per-process files the CRIU plugin writes, so that they match again after
+ * a restore into a new pid namespace. -ENOENT when pid is not running. */
+int spm_control_ns_pid(pid_t pid, pid_t *ns_pid) __attribute__((warn_unused_result));
+
+/* Numeric value of `key` in a reply; -ENOENT when absent, -EINVAL when it
+ * is not a decimal number. */
+int spm_control_reply_u64(const char *reply, const char *key, unsigned long long *value)
+    __attribute__((warn_unused_result));
+
+/* sockaddr_un for `path`. Paths longer than sun_path are reached through
+ * an O_PATH descriptor of their directory (/proc/self/fd/N/NAME), returned
+ * in *dir_fd for the caller to close after bind/connect (-1 when unused).
+ * -ENAMETOOLONG, or -errno from opening the directory. */
+struct sockaddr_un;
+int spm_control_sockaddr(const char *path, struct sockaddr_un *addr, int *dir_fd)
+    __attribute__((warn_unused_result));
+
 #endif

@@ -1,0 +1,349 @@
+/* The client half of the control channel (control.h) and the one parser of
+ * its lines. It is compiled into libspm (the server uses the parser), the
+ * spm CLI and the CRIU plugin, so it depends on libc only: no logging
+ * module, no OpenSSL. Callers decide what to print. */
+#include "control.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *spm_control_run_dir(void)
+{
+    const char *env = getenv(SPM_CONTROL_RUN_DIR_ENV);
+    if (env && env[0] == '/')
+        return env;
+    return SPM_CONTROL_RUN_DIR_DEFAULT;
+}
+
+int spm_control_own_path(char *path, size_t path_size)
+{
+    int n = snprintf(path, path_size, "%s/%d.ctl", spm_control_run_dir(), (int)getpid());
+    return n < 0 || (size_t)n >= path_size ? -ENAMETOOLONG : 0;
+}
+
+int spm_control_ns_pid(pid_t pid, pid_t *ns_pid)
+{
+    char status_path[64];
+    snprintf(status_path, sizeof(status_path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(status_path, "re");
+    if (!f)
+        return errno == ENOENT || errno == ESRCH ? -ENOENT : -errno;
+    char line[512];
+    long last = pid;
+    while (fgets(line, sizeof(line), f)) {
+        if (strncmp(line, "NSpid:", 6) != 0)
+            continue;
+        /* One pid per nested namespace, outermost first. */
+        char *p = line + 6, *end;
+        for (;;) {
+            errno = 0;
+            long v = strtol(p, &end, 10);
+            if (end == p || errno)
+                break;
+            last = v;
+            p = end;
+        }
+        break;
+    }
+    fclose(f);
+    if (last <= 0 || last > INT_MAX)
+        return -EPROTO;
+    *ns_pid = (pid_t)last;
+    return 0;
+}
+
+int spm_control_path_for_pid(pid_t pid, char *path, size_t path_size)
+{
+    pid_t ns_pid;
+    int ret = spm_control_ns_pid(pid, &ns_pid);
+    if (ret < 0)
+        return ret;
+    int n = snprintf(path, path_size, "/proc/%d/root%s/%d.ctl", (int)pid, spm_control_run_dir(),
+                     (int)ns_pid);
+    return n < 0 || (size_t)n >= path_size ? -ENAMETOOLONG : 0;
+}
+
+int spm_control_sockaddr(const char *path, struct sockaddr_un *addr, int *dir_fd)
+{
+    memset(addr, 0, sizeof(*addr));
+    addr->sun_family = AF_UNIX;
+    *dir_fd = -1;
+    size_t len = strlen(path);
+    if (len == 0)
+        return -EINVAL;
+    if (len < sizeof(addr->sun_path)) {
+        memcpy(addr->sun_path, path, len + 1);
+        return 0;
+    }
+    /* sun_path holds 108 bytes; deep run directories (tests, containers seen
+     * through /proc/PID/root) need the directory reached through a
+     * descriptor instead. */
+    const char *slash = strrchr(path, '/');
+    if (!slash || slash == path || strlen(slash + 1) == 0)
+        return -ENAMETOOLONG;
+    size_t dir_len = (size_t)(slash - path);
+    if (dir_len >= PATH_MAX)
+        return -ENAMETOOLONG;
+    char dir[PATH_MAX];
+    memcpy(dir, path, dir_len);
+    dir[dir_len] = '\0';
+    int fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int n = snprintf(addr->sun_path, sizeof(addr->sun_path), "/proc/self/fd/%d/%s", fd, slash + 1);
+    if (n < 0 || (size_t)n >= sizeof(addr->sun_path)) {
+        close(fd);
+        return -ENAMETOOLONG;
+    }
+    *dir_fd = fd;
+    return 0;
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int send_all(int fd, const char *data, size_t size)
+{
+    while (size) {
+        ssize_t n = send(fd, data, size, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno == EAGAIN ? -ETIMEDOUT : -errno;
+        }
+        data += n;
+        size -= (size_t)n;
+    }
+    return 0;
+}
+
+int spm_control_request(const char *path, const char *request, char *reply, size_t reply_size,
+                        unsigned timeout_ms)
+{
+    if (reply && reply_size)
+        reply[0] = '\0';
+    size_t request_len = strlen(request);
+    if (request_len == 0 || request_len + 1 > SPM_CONTROL_MAX_LINE || strchr(request, '\n'))
+        return -EINVAL;
+    if (timeout_ms && (!reply || reply_size == 0))
+        return -EINVAL;
+    struct sockaddr_un addr;
+    int dir_fd;
+    int ret = spm_control_sockaddr(path, &addr, &dir_fd);
+    if (ret < 0)
+        return ret;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        ret = -errno;
+        goto out_dir;
+    }
+    /* connect() to a listening unix socket completes from its backlog even
+     * while the owner is frozen; it blocks only when the backlog is full,
+     * which SO_SNDTIMEO bounds (it also bounds the send). */
+    unsigned send_ms = timeout_ms ? timeout_ms : 2000;
+    struct timeval tv = {.tv_sec = send_ms / 1000, .tv_usec = (send_ms % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+        ret = errno == EAGAIN || errno == EINPROGRESS ? -ETIMEDOUT : -errno;
+        goto out_fd;
+    }
+    char line[SPM_CONTROL_MAX_LINE + 1];
+    memcpy(line, request, request_len);
+    line[request_len] = '\n';
+    if ((ret = send_all(fd, line, request_len + 1)) < 0)
+        goto out_fd;
+    if (timeout_ms == 0)
+        goto out_fd;
+    long long deadline = now_ms() + timeout_ms;
+    size_t got = 0;
+    for (;;) {
+        long long left = deadline - now_ms();
+        if (left <= 0) {
+            ret = -ETIMEDOUT;
+            goto out_fd;
+        }
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int p = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
+        if (p < 0 && errno == EINTR)
+            continue;
+        if (p < 0) {
+            ret = -errno;
+            goto out_fd;
+        }
+        if (p == 0)
+            continue;
+        ssize_t n = recv(fd, line + got, sizeof(line) - 1 - got, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            ret = -errno;
+            goto out_fd;
+        }
+        if (n == 0) { /* hung up before a whole line: the peer died or refused */
+            ret = -EPROTO;
+            goto out_fd;
+        }
+        got += (size_t)n;
+        char *nl = memchr(line, '\n', got);
+        if (nl) {
+            *nl = '\0';
+            if ((size_t)(nl - line) + 1 > reply_size) {
+                ret = -ENOSPC;
+                goto out_fd;
+            }
+            memcpy(reply, line, (size_t)(nl - line) + 1);
+            ret = 0;
+            goto out_fd;
+        }
+        if (got == sizeof(line) - 1) {
+            ret = -EPROTO;
+            goto out_fd;
+        }
+    }
+out_fd:
+    close(fd);
+out_dir:
+    if (dir_fd >= 0)
+        close(dir_fd);
+    return ret;
+}
+
+/* Finds `key=` at the start of a word; msg= ends the key/value words. */
+static const char *find_value(const char *reply, const char *key, size_t *len)
+{
+    size_t key_len = strlen(key);
+    if (key_len == 0 || strchr(key, '=') || strchr(key, ' '))
+        return NULL;
+    const char *p = reply;
+    while (*p) {
+        while (*p == ' ')
+            p++;
+        if (!*p)
+            break;
+        const char *word_end = strchr(p, ' ');
+        if (!word_end)
+            word_end = p + strlen(p);
+        int is_msg = strncmp(p, "msg=", 4) == 0;
+        if (strncmp(p, key, key_len) == 0 && p[key_len] == '=') {
+            const char *v = p + key_len + 1;
+            *len = is_msg ? strlen(v) : (size_t)(word_end - v);
+            return v;
+        }
+        if (is_msg)
+            break; /* the rest is free text, not more keys */
+        p = word_end;
+    }
+    return NULL;
+}
+
+int spm_control_reply_value(const char *reply, const char *key, char *value, size_t value_size)
+{
+    size_t len;
+    const char *v = find_value(reply, key, &len);
+    if (!v)
+        return -ENOENT;
+    if (len + 1 > value_size)
+        return -ENOSPC;
+    memcpy(value, v, len);
+    value[len] = '\0';
+    return 0;
+}
+
+static int parse_u64(const char *s, size_t len, unsigned long long max, unsigned long long *out)
+{
+    if (len == 0 || len > 20)
+        return -EINVAL;
+    unsigned long long v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (!isdigit((unsigned char)s[i]))
+            return -EINVAL;
+        unsigned d = (unsigned)(s[i] - '0');
+        if (v > (max - d) / 10)
+            return -EINVAL;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
+int spm_control_reply_u64(const char *reply, const char *key, unsigned long long *value)
+{
+    size_t len;
+    const char *v = find_value(reply, key, &len);
+    if (!v)
+        return -ENOENT;
+    return parse_u64(v, len, ~0ull, value);
+}
+
+int spm_control_parse_request(const char *line, struct spm_control_request *out)
+{
+    memset(out, 0, sizeof(*out));
+    size_t line_len = strlen(line);
+    if (line_len == 0 || line_len >= SPM_CONTROL_MAX_LINE)
+        return -EINVAL;
+    const char *sp = strchr(line, ' ');
+    size_t verb_len = sp ? (size_t)(sp - line) : line_len;
+    if (verb_len == 6 && strncmp(line, "export", 6) == 0)
+        out->op = SPM_CONTROL_OP_EXPORT;
+    else if (verb_len == 6 && strncmp(line, "resume", 6) == 0)
+        out->op = SPM_CONTROL_OP_RESUME;
+    else if (verb_len == 6 && strncmp(line, "status", 6) == 0)
+        out->op = SPM_CONTROL_OP_STATUS;
+    else
+        return -EINVAL;
+    bool seen_timeout = false, seen_threads = false, seen_wait = false;
+    const char *p = line + verb_len;
+    while (*p) {
+        if (*p != ' ' || p[1] == ' ' || p[1] == '\0')
+            return -EINVAL; /* words are separated by exactly one space */
+        p++;
+        const char *end = strchr(p, ' ');
+        if (!end)
+            end = p + strlen(p);
+        const char *eq = memchr(p, '=', (size_t)(end - p));
+        if (!eq)
+            return -EINVAL;
+        size_t key_len = (size_t)(eq - p);
+        const char *v = eq + 1;
+        size_t v_len = (size_t)(end - v);
+        unsigned long long value;
+        if (key_len == 10 && strncmp(p, "timeout_ms", 10) == 0 &&
+            out->op == SPM_CONTROL_OP_EXPORT && !seen_timeout) {
+            if (parse_u64(v, v_len, SPM_CONTROL_MAX_MS, &value) < 0 || value == 0)
+                return -EINVAL;
+            out->timeout_ms = (unsigned)value;
+            seen_timeout = true;
+        } else if (key_len == 7 && strncmp(p, "threads", 7) == 0 &&
+                   out->op == SPM_CONTROL_OP_EXPORT && !seen_threads) {
+            if (parse_u64(v, v_len, SPM_CONTROL_MAX_THREADS, &value) < 0 || value == 0)
+                return -EINVAL;
+            out->threads = (unsigned)value;
+            seen_threads = true;
+        } else if (key_len == 7 && strncmp(p, "wait_ms", 7) == 0 &&
+                   out->op == SPM_CONTROL_OP_STATUS && !seen_wait) {
+            if (parse_u64(v, v_len, SPM_CONTROL_MAX_MS, &value) < 0)
+                return -EINVAL;
+            out->wait_ms = (unsigned)value;
+            seen_wait = true;
+        } else {
+            return -EINVAL;
+        }
+        p = end;
+    }
+    return 0;
+}
