@@ -23,6 +23,44 @@ int tc_aes_gcm(const uint8_t *key, size_t key_size, const uint8_t *iv, size_t iv
                const void *aad, size_t aad_size, void *data, size_t size, bool encrypt,
                uint8_t tag[16]) TC_HIDDEN;
 
+/* AES-256-GCM over a chunk whose data arrives in pieces that need not be
+ * contiguous, with encryption (CTR) and authentication (GHASH) as separate
+ * steps, so a caller can authenticate ciphertext where it will stay before
+ * decrypting any of it, or stage plaintext in small trusted buffers. The
+ * result is standard GCM with a 12-byte nonce and a 16-byte tag.
+ *
+ * A key (struct tc_gcm_key: the AES-256 schedule and the GHASH key H) is
+ * expanded once and may be shared read-only by any number of chunks and
+ * threads. A chunk (struct tc_gcm_chunk) is one nonce: start it with the
+ * AAD, then feed the data in order through tc_gcm_chunk_ctr (encrypts or
+ * decrypts in place) and/or tc_gcm_chunk_ghash (absorbs ciphertext); every
+ * piece but the last MUST be a multiple of 16 bytes, and a chunk MUST NOT
+ * exceed 2^32 - 2 blocks. Both contexts are caller-owned; the caller wipes
+ * them (tc_gcm_key_wipe) when done. Nothing here reads writable global data:
+ * the checkpoint engine runs it while the enclave's data pages hold
+ * ciphertext. */
+struct tc_gcm_key {
+    _Alignas(16) uint8_t opaque[288];
+};
+struct tc_gcm_chunk {
+    uint8_t y[16]; /* GHASH accumulator */
+    uint8_t nonce[12];
+    uint32_t counter; /* next CTR block counter */
+    uint64_t aad_size;
+    uint64_t data_size; /* bytes absorbed by GHASH */
+};
+void tc_gcm_key_init(struct tc_gcm_key *key, const uint8_t k[32]) TC_HIDDEN;
+void tc_gcm_key_wipe(struct tc_gcm_key *key) TC_HIDDEN;
+void tc_gcm_chunk_start(const struct tc_gcm_key *key, struct tc_gcm_chunk *chunk,
+                        const uint8_t nonce[12], const void *aad, size_t aad_size) TC_HIDDEN;
+void tc_gcm_chunk_ctr(const struct tc_gcm_key *key, struct tc_gcm_chunk *chunk, void *data,
+                      size_t size) TC_HIDDEN;
+void tc_gcm_chunk_ghash(const struct tc_gcm_key *key, struct tc_gcm_chunk *chunk,
+                        const void *ciphertext, size_t size) TC_HIDDEN;
+/* The tag over everything absorbed by tc_gcm_chunk_ghash. */
+void tc_gcm_chunk_tag(const struct tc_gcm_key *key, struct tc_gcm_chunk *chunk,
+                      uint8_t tag[16]) TC_HIDDEN;
+
 /* HMAC-DRBG (SHA-256). `ctx` is opaque storage of TC_DRBG_SIZE bytes. */
 #define TC_DRBG_SIZE 512u
 void tc_drbg_init(void *ctx, const void *seed, size_t seed_size) TC_HIDDEN;

@@ -1,17 +1,21 @@
 /* Known-answer and cross-implementation tests of the trusted crypto adapter
  * (src/trusted/crypto/crypto.c), compiled here for the host: AES-CMAC against
  * RFC 4493 (including the padded path no report MAC exercises), AES-GCM
- * against the GCM specification's test cases, HMAC against RFC 4231, and
- * ECDSA/ECDH against OpenSSL through the host crypto module. */
+ * against the GCM specification's test cases, the checkpoint engine's chunk
+ * GCM (pieces, separate CTR and GHASH) against OpenSSL's AES-256-GCM, HMAC
+ * against RFC 4231, and ECDSA/ECDH against OpenSSL through the host crypto
+ * module. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
 
 #include "crypto/crypto.h"
 #include "host/crypto/ecdsa.h"
@@ -97,6 +101,156 @@ static void test_gcm_vectors(void **state)
     }
 }
 
+/* OpenSSL's one-shot AES-256-GCM encryption: the reference. */
+static void openssl_gcm256(const uint8_t key[32], const uint8_t nonce[12], const uint8_t *aad,
+                           size_t aad_size, const uint8_t *plain, size_t size, uint8_t *cipher,
+                           uint8_t tag[16])
+{
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    int n = 0;
+    assert_non_null(ctx);
+    assert_int_equal(EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, nonce), 1);
+    assert_int_equal(EVP_EncryptUpdate(ctx, NULL, &n, aad, (int)aad_size), 1);
+    assert_int_equal(EVP_EncryptUpdate(ctx, cipher, &n, plain, (int)size), 1);
+    assert_int_equal(EVP_EncryptFinal_ex(ctx, cipher + n, &n), 1);
+    assert_int_equal(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16, tag), 1);
+    EVP_CIPHER_CTX_free(ctx);
+}
+
+/* Feeds `data` to `fn` in pieces of the given sizes (multiples of 16; the
+ * remainder goes last), the way the engine walks runs. */
+static void in_pieces(void (*fn)(const struct tc_gcm_key *, struct tc_gcm_chunk *, void *, size_t),
+                      const struct tc_gcm_key *key, struct tc_gcm_chunk *chunk, uint8_t *data,
+                      size_t size, const size_t *pieces, size_t piece_count)
+{
+    size_t done = 0;
+    for (size_t i = 0; i < piece_count && done < size; i++) {
+        size_t n = pieces[i] < size - done ? pieces[i] : size - done;
+        fn(key, chunk, data + done, n);
+        done += n;
+    }
+    if (done < size)
+        fn(key, chunk, data + done, size - done);
+}
+
+static void ghash_piece(const struct tc_gcm_key *key, struct tc_gcm_chunk *chunk, void *data,
+                        size_t size)
+{
+    tc_gcm_chunk_ghash(key, chunk, data, size);
+}
+
+/* The chunk API produces OpenSSL's ciphertext and tag for any split into
+ * 16-byte multiples, sizes with a partial last block included, and its
+ * verify-then-decrypt order refuses any flipped bit. */
+static void test_gcm_chunks_against_openssl(void **state)
+{
+    (void)state;
+    uint8_t k[32], nonce[12], aad[32];
+    for (size_t i = 0; i < 32; i++) {
+        k[i] = (uint8_t)(i * 29 + 7);
+        aad[i] = (uint8_t)(255 - i * 3);
+    }
+    memcpy(nonce, "ckpt-id!", 8);
+    static const size_t sizes[] = {0, 16, 4096, 4096 * 3 + 48, 65536, 1000, 70001};
+    static const size_t pieces[][4] = {
+        {16, 16, 16, 16},
+        {4096, 16384, 32, 48},
+        {65536, 0, 0, 0},
+        {48, 4096, 4000 + 96, 16},
+    };
+    struct tc_gcm_key key;
+    tc_gcm_key_init(&key, k);
+    for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
+        size_t size = sizes[s];
+        uint8_t *plain = malloc(size + 1), *want = malloc(size + 1), *data = malloc(size + 1);
+        for (size_t i = 0; i < size; i++)
+            plain[i] = (uint8_t)(i * 131 + s);
+        uint8_t want_tag[16], tag[16];
+        nonce[8] = 0, nonce[9] = 0, nonce[10] = (uint8_t)(s >> 8), nonce[11] = (uint8_t)s;
+        openssl_gcm256(k, nonce, aad, sizeof(aad), plain, size, want, want_tag);
+        for (size_t p = 0; p < sizeof(pieces) / sizeof(pieces[0]); p++) {
+            struct tc_gcm_chunk chunk;
+            /* Export: CTR then GHASH of each piece. */
+            memcpy(data, plain, size);
+            tc_gcm_chunk_start(&key, &chunk, nonce, aad, sizeof(aad));
+            size_t done = 0;
+            for (size_t i = 0; done < size; i++) {
+                size_t n = i < 4 && pieces[p][i] ? pieces[p][i] : size - done;
+                if (n > size - done)
+                    n = size - done;
+                tc_gcm_chunk_ctr(&key, &chunk, data + done, n);
+                tc_gcm_chunk_ghash(&key, &chunk, data + done, n);
+                done += n;
+            }
+            tc_gcm_chunk_tag(&key, &chunk, tag);
+            assert_memory_equal(data, want, size);
+            assert_memory_equal(tag, want_tag, 16);
+
+            /* Import: GHASH all, compare, then CTR all. */
+            tc_gcm_chunk_start(&key, &chunk, nonce, aad, sizeof(aad));
+            in_pieces(ghash_piece, &key, &chunk, data, size, pieces[p], 4);
+            tc_gcm_chunk_tag(&key, &chunk, tag);
+            assert_memory_equal(tag, want_tag, 16);
+            tc_gcm_chunk_start(&key, &chunk, nonce, aad, sizeof(aad));
+            in_pieces(tc_gcm_chunk_ctr, &key, &chunk, data, size, pieces[p], 4);
+            assert_memory_equal(data, plain, size);
+        }
+        /* Any flipped ciphertext or AAD bit changes the tag. */
+        for (size_t bit = 0; bit < 8 * size; bit += 8 * size / 5 + 13) {
+            struct tc_gcm_chunk chunk;
+            want[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+            tc_gcm_chunk_start(&key, &chunk, nonce, aad, sizeof(aad));
+            tc_gcm_chunk_ghash(&key, &chunk, want, size);
+            tc_gcm_chunk_tag(&key, &chunk, tag);
+            assert_memory_not_equal(tag, want_tag, 16);
+            want[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        }
+        struct tc_gcm_chunk chunk;
+        aad[5] ^= 0x20;
+        tc_gcm_chunk_start(&key, &chunk, nonce, aad, sizeof(aad));
+        tc_gcm_chunk_ghash(&key, &chunk, want, size);
+        tc_gcm_chunk_tag(&key, &chunk, tag);
+        assert_memory_not_equal(tag, want_tag, 16);
+        aad[5] ^= 0x20;
+        free(plain);
+        free(want);
+        free(data);
+    }
+    tc_gcm_key_wipe(&key);
+    for (size_t i = 0; i < sizeof(key); i++)
+        assert_int_equal(((uint8_t *)&key)[i], 0);
+}
+
+/* GCM specification test case 16 (AES-256, 20-byte AAD, 60 bytes) through
+ * the chunk API: the AAD's zero padding and a partial last block. */
+static void test_gcm_chunk_spec_vector(void **state)
+{
+    (void)state;
+    uint8_t k[32], nonce[12], aad[20], data[64], want[60], want_tag[16], tag[16];
+    unhex("feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308", k);
+    unhex("cafebabefacedbaddecaf888", nonce);
+    unhex("feedfacedeadbeeffeedfacedeadbeefabaddad2", aad);
+    unhex("d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72"
+          "1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39",
+          data);
+    unhex("522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa"
+          "8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662",
+          want);
+    unhex("76fc6ece0f4e1768cddf8853bb2d551b", want_tag);
+    struct tc_gcm_key key;
+    struct tc_gcm_chunk chunk;
+    tc_gcm_key_init(&key, k);
+    tc_gcm_chunk_start(&key, &chunk, nonce, aad, sizeof(aad));
+    tc_gcm_chunk_ctr(&key, &chunk, data, 32);
+    tc_gcm_chunk_ctr(&key, &chunk, data + 32, 28);
+    tc_gcm_chunk_ghash(&key, &chunk, data, 48);
+    tc_gcm_chunk_ghash(&key, &chunk, data + 48, 12);
+    tc_gcm_chunk_tag(&key, &chunk, tag);
+    assert_memory_equal(data, want, 60);
+    assert_memory_equal(tag, want_tag, 16);
+    tc_gcm_key_wipe(&key);
+}
+
 static void test_hmac_rfc4231(void **state)
 {
     (void)state;
@@ -154,6 +308,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cmac_rfc4493),
         cmocka_unit_test(test_gcm_vectors),
+        cmocka_unit_test(test_gcm_chunks_against_openssl),
+        cmocka_unit_test(test_gcm_chunk_spec_vector),
         cmocka_unit_test(test_hmac_rfc4231),
         cmocka_unit_test(test_ecdsa_and_ecdh_against_openssl),
     };
