@@ -207,7 +207,11 @@ static void test_layout_known_config(void **state)
     const struct spm_elf_segment *top = &img.segments[img.segment_count - 1];
     uint64_t S = (top->vaddr + top->memsz + P - 1) / P * P;
     uint64_t stride = P + (16 << 10) + P + P + 2 * 3 * P;
-    uint64_t threads = S + P + P + (64 << 10);
+    /* info page, two incarnation pages (DRBG and checkpoint engine; the run
+     * list), 64 KiB of heap. Written out, not derived from the header, so
+     * that a change of the layout has to change this test too. */
+    _Static_assert(SPM_INCARNATION_PAGES == 2, "the known answers below assume two pages");
+    uint64_t threads = S + P + 2 * P + (64 << 10);
     uint64_t end = threads + 3 * stride;
     assert_int_equal(info->magic, SPM_LAYOUT_MAGIC);
     assert_int_equal(info->version, SPM_LAYOUT_VERSION);
@@ -215,7 +219,7 @@ static void test_layout_known_config(void **state)
     assert_int_equal(info->info_offset, S);
     assert_int_equal(info->incarnation_offset, S + P);
     assert_int_equal(info->incarnation_size, SPM_INCARNATION_PAGES * P);
-    assert_int_equal(info->heap_offset, S + 2 * P);
+    assert_int_equal(info->heap_offset, S + 3 * P);
     assert_int_equal(info->heap_size, 64 << 10);
     assert_int_equal(info->thread_region_offset, threads);
     assert_int_equal(info->thread_region_stride, stride);
@@ -272,10 +276,13 @@ static void test_layout_known_config(void **state)
     assert_memory_equal(l->content[i], info, sizeof(*info));
     assert_true(all_zero(l->content[i] + sizeof(*info), P - sizeof(*info)));
 
-    i = find_page(l, S + P);
-    assert_true(i >= 0 && !l->measured[i]);
-    assert_int_equal(l->flags[i], SGX_SECINFO_REG | SGX_SECINFO_R | SGX_SECINFO_W);
-    for (uint64_t off = S + 2 * P; off < threads; off += P) {
+    for (uint64_t off = S + P; off < S + 3 * P; off += P) { /* incarnation */
+        i = find_page(l, off);
+        assert_true(i >= 0 && !l->measured[i]);
+        assert_int_equal(l->flags[i], SGX_SECINFO_REG | SGX_SECINFO_R | SGX_SECINFO_W);
+        assert_true(all_zero(l->content[i], P));
+    }
+    for (uint64_t off = S + 3 * P; off < threads; off += P) { /* heap */
         i = find_page(l, off);
         assert_true(i >= 0 && !l->measured[i]);
         assert_int_equal(l->flags[i], SGX_SECINFO_REG | SGX_SECINFO_R | SGX_SECINFO_W);
@@ -329,7 +336,8 @@ static void test_layout_known_config(void **state)
         assert_true(region + stride == ssa + 6 * P);
     }
     uint64_t per_thread = (16 << 10) / P + 1 + 1 + 6;
-    assert_int_equal(l->count, image_pages + 1 + 1 + 16 + 3 * per_thread);
+    /* image, info page, 2 incarnation pages, 16 heap pages, the threads */
+    assert_int_equal(l->count, image_pages + 1 + 2 + 16 + 3 * per_thread);
     assert_int_equal(l->offsets[l->count - 1], end - P);
 
     /* An explicit ELRANGE: kept if big enough, refused if not. */
