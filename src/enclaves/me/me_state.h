@@ -1,0 +1,34 @@
+/* Between the Migration Enclave and spmd, beyond me_abi.h: what INIT
+ * reports back and the clear (authenticated, not secret) header of the
+ * sealed escrow state, so spmd can say which state it loaded. Packed and
+ * sized: it crosses the enclave boundary. */
+#ifndef SPM_ENCLAVES_ME_STATE_H
+#define SPM_ENCLAVES_ME_STATE_H
+
+#include <stdint.h>
+
+/* SPM_ME_ECALL_INIT's output. */
+struct me_init_out {
+    uint64_t version;     /* state version == the platform counter's value */
+    uint32_t entry_count; /* escrow entries (escrowed, consumed, cancelled) */
+    uint32_t fresh;       /* 1: no state was given, a new escrow was created */
+    uint8_t escrow_id[16];
+} __attribute__((packed));
+
+/* The sealed escrow state (spm_seal, MRENCLAVE policy): this header is the
+ * AAD, the entries are the ciphertext. */
+#define ME_STATE_MAGIC  0x5752435345454d53ull /* "SMEESCRW" */
+#define ME_STATE_FORMAT 1u
+
+struct me_state_header {
+    uint64_t magic;
+    uint32_t format;
+    uint32_t entry_count;
+    uint64_t version;
+    uint8_t escrow_id[16]; /* names the platform counter that versions this state */
+} __attribute__((packed));
+
+_Static_assert(sizeof(struct me_init_out) == 32, "me init out");
+_Static_assert(sizeof(struct me_state_header) == 40, "me state header");
+
+#endif
