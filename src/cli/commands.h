@@ -8,5 +8,8 @@ int spm_cmd_platform(int argc, char **argv);
 int spm_cmd_keygen(int argc, char **argv);
 int spm_cmd_sign(int argc, char **argv);
 int spm_cmd_inspect(int argc, char **argv);
+int spm_cmd_checkpoint(int argc, char **argv);
+int spm_cmd_restore(int argc, char **argv);
+int spm_cmd_criu_action(int argc, char **argv);
 
 #endif

@@ -18,6 +18,9 @@ static const struct spm_command commands[] = {
     {"keygen", spm_cmd_keygen, "create an enclave author's RSA-3072 signing key"},
     {"sign", spm_cmd_sign, "lay out, measure and sign an enclave image"},
     {"inspect", spm_cmd_inspect, "print an enclave image's identity and layout"},
+    {"checkpoint", spm_cmd_checkpoint, "checkpoint an SPM process with CRIU (enclave exported)"},
+    {"restore", spm_cmd_restore, "restore a checkpoint with CRIU and check each enclave resumed"},
+    {"criu-action", spm_cmd_criu_action, "CRIU action script for callers without the plugin"},
 };
 
 static void usage(FILE *out)
@@ -27,7 +30,7 @@ static void usage(FILE *out)
                  "Backend: sim (software SGX platform; protects nothing against local root).\n\n"
                  "commands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+        fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\n'spm <command> --help' describes a command.\n");
 }
 

@@ -80,6 +80,19 @@ struct spm_control_request {
     unsigned wait_ms;    /* status: wait while an export/import runs */
 };
 
+/* What the CRIU plugin and the action script read from their environment
+ * (set by `spm checkpoint`, inherited through criu): the export's bound on
+ * waiting for threads and its worker threads. */
+#define SPM_CONTROL_TIMEOUT_ENV "SPM_CHECKPOINT_TIMEOUT_MS"
+#define SPM_CONTROL_THREADS_ENV "SPM_CHECKPOINT_THREADS"
+
+/* Written by the plugin (and the action script) into CRIU's image
+ * directory for each exported process, named by its innermost pid
+ * (spm_control_ns_pid) and holding the export's reply line. Its presence
+ * tells the restore side that the process has an enclave to import. */
+#define SPM_CONTROL_EXPORT_FILE_PREFIX "spm-export-"
+#define SPM_CONTROL_EXPORT_FILE_SUFFIX ".txt"
+
 /* Largest timeout_ms / wait_ms accepted (one hour) and threads. */
 #define SPM_CONTROL_MAX_MS      3600000u
 #define SPM_CONTROL_MAX_THREADS 1024u

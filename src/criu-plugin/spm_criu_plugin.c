@@ -1,0 +1,273 @@
+/* spm_criu.so: makes any CRIU caller (spm, runc, crun, podman, the kubelet)
+ * enclave-aware. CRIU cannot read an enclave, and must not: before it
+ * freezes a process, this plugin asks the process's control thread to
+ * export its enclaves (encrypted, key escrowed with the local Migration
+ * Enclave, ELRANGE unmapped), and after a restore it asks the restored
+ * process to import them again (docs/checkpoint.md, control.h).
+ *
+ * Hooks (CRIU.md has the order):
+ *   PAUSE_DEVICES(pid)        dump, still running: synchronous "export";
+ *                             a refusal aborts the dump and the process runs on;
+ *   exit(DUMP)                queue "resume" for every exported process: it
+ *                             only takes effect if the tasks live on (failed
+ *                             dump, --leave-running), else they are killed;
+ *   RESUME_DEVICES_LATE(pid)  restore, before the tasks run: queue "resume"
+ *                             (CRIU ignores this hook's result);
+ *   exit(RESTORE)             ask each resumed process how its import went.
+ * Processes without a control socket are not SPM processes: -ENOTSUP, so
+ * other plugins still see theirs. Built without sanitizers and linked only
+ * with libc: it runs inside CRIU. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <criu/criu-plugin.h>
+
+#include "control/control.h"
+
+/* From CRIU's log.h / image.h, which do not compile on their own: the
+ * criu binary exports these to its plugins. */
+extern void print_on_level(unsigned int loglevel, const char *format, ...)
+    __attribute__((format(printf, 2, 3)));
+extern int add_inventory_plugin(const char *name);
+#define SPM_LOG_ERROR 1u
+#define SPM_LOG_WARN  2u
+#define SPM_LOG_INFO  3u
+
+#define pr_spm(level, fmt, ...) print_on_level(level, "spm: " fmt "\n", ##__VA_ARGS__)
+
+/* Beyond the export's wait for threads: capture, encryption and escrow. */
+#define EXPORT_MARGIN_MS 30000u
+/* How long exit(RESTORE) waits for each import to finish. */
+#define RESTORE_STATUS_WAIT_MS 60000u
+#define MAX_PIDS               4096
+
+static int g_stage = -1;
+static bool g_in_inventory;
+static pid_t g_exported[MAX_PIDS]; /* dump: export succeeded or may have */
+static unsigned g_exported_count;
+static pid_t g_resumed[MAX_PIDS]; /* restore: "resume" queued */
+static unsigned g_resumed_count;
+
+static unsigned env_unsigned(const char *name, unsigned fallback, unsigned max)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return fallback;
+    char *end;
+    errno = 0;
+    unsigned long n = strtoul(v, &end, 10);
+    if (errno || *end || n == 0 || n > max) {
+        pr_spm(SPM_LOG_WARN, "ignoring %s=%s (want 1..%u)", name, v, max);
+        return fallback;
+    }
+    return (unsigned)n;
+}
+
+static void remember(pid_t *list, unsigned *count, pid_t pid)
+{
+    for (unsigned i = 0; i < *count; i++)
+        if (list[i] == pid)
+            return;
+    if (*count < MAX_PIDS)
+        list[(*count)++] = pid;
+    else
+        pr_spm(SPM_LOG_ERROR, "more than %d SPM processes in one dump; pid %d not tracked",
+               MAX_PIDS, pid);
+}
+
+static int export_file_name(pid_t pid, char *name, size_t size)
+{
+    pid_t ns_pid;
+    int ret = spm_control_ns_pid(pid, &ns_pid);
+    if (ret < 0)
+        return ret;
+    int n = snprintf(name, size, SPM_CONTROL_EXPORT_FILE_PREFIX "%d" SPM_CONTROL_EXPORT_FILE_SUFFIX,
+                     (int)ns_pid);
+    return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+/* The control socket of `pid`, or -ENOTSUP when it has none. */
+static int control_path(pid_t pid, char *path, size_t size)
+{
+    int ret = spm_control_path_for_pid(pid, path, size);
+    if (ret < 0) {
+        pr_spm(SPM_LOG_WARN, "pid %d: cannot name its control socket: %s", pid, strerror(-ret));
+        return -ENOTSUP;
+    }
+    struct stat st;
+    if (stat(path, &st) < 0 || !S_ISSOCK(st.st_mode))
+        return -ENOTSUP;
+    return 0;
+}
+
+static int write_export_file(pid_t pid, const char *reply)
+{
+    char name[64];
+    int ret = export_file_name(pid, name, sizeof(name));
+    if (ret < 0)
+        return ret;
+    int dir = criu_get_image_dir();
+    int fd = openat(dir, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    size_t len = strlen(reply);
+    ssize_t n = write(fd, reply, len);
+    ssize_t nl = write(fd, "\n", 1);
+    ret = n == (ssize_t)len && nl == 1 ? 0 : -EIO;
+    if (close(fd) < 0 && ret == 0)
+        ret = -errno;
+    return ret;
+}
+
+static int spm_pause_devices(int pid)
+{
+    if (g_stage != CR_PLUGIN_STAGE__DUMP)
+        return -ENOTSUP; /* pre-dump: the process keeps running, nothing to export */
+    char path[PATH_MAX];
+    if (control_path(pid, path, sizeof(path)) < 0)
+        return -ENOTSUP;
+    unsigned timeout_ms =
+        env_unsigned(SPM_CONTROL_TIMEOUT_ENV, SPM_CONTROL_DEFAULT_TIMEOUT_MS, SPM_CONTROL_MAX_MS);
+    unsigned threads = env_unsigned(SPM_CONTROL_THREADS_ENV, 0, SPM_CONTROL_MAX_THREADS);
+    char request[96], reply[SPM_CONTROL_MAX_LINE];
+    if (threads)
+        snprintf(request, sizeof(request), "export timeout_ms=%u threads=%u", timeout_ms, threads);
+    else
+        snprintf(request, sizeof(request), "export timeout_ms=%u", timeout_ms);
+    pr_spm(SPM_LOG_INFO, "pid %d: exporting its enclaves (%s)", pid, request);
+    int ret =
+        spm_control_request(path, request, reply, sizeof(reply), timeout_ms + EXPORT_MARGIN_MS);
+    if (ret == -ECONNREFUSED || ret == -ENOENT) {
+        /* A socket file nobody listens on: left by a process that died. */
+        pr_spm(SPM_LOG_INFO, "pid %d: %s has no listener; not an SPM process", pid, path);
+        return -ENOTSUP;
+    }
+    if (ret < 0) {
+        /* The export may still complete: exit(DUMP) sends "resume". */
+        remember(g_exported, &g_exported_count, pid);
+        pr_spm(SPM_LOG_ERROR, "pid %d: export request on %s failed: %s; aborting the dump", pid,
+               path, strerror(-ret));
+        return ret == -ENOTSUP ? -EIO : ret;
+    }
+    if (strncmp(reply, "ok", 2) != 0 || (reply[2] != ' ' && reply[2] != '\0')) {
+        unsigned long long err = 0;
+        if (spm_control_reply_u64(reply, "errno", &err) < 0 || err == 0 || err > 4095 ||
+            err == ENOTSUP)
+            err = EIO;
+        pr_spm(SPM_LOG_ERROR,
+               "pid %d: its enclaves refused the export: %s; aborting the dump (the "
+               "process runs on)",
+               pid, reply);
+        return -(int)err;
+    }
+    remember(g_exported, &g_exported_count, pid);
+    pr_spm(SPM_LOG_INFO, "pid %d: exported: %s", pid, reply);
+    if (!g_in_inventory) {
+        /* A restore without this plugin would leave the enclave exported
+         * and every ecall waiting: CRIU refuses it ("Missing required
+         * plugin") instead. */
+        if (add_inventory_plugin(CR_PLUGIN_DESC.name)) {
+            pr_spm(SPM_LOG_ERROR, "cannot record the spm plugin in the inventory");
+            return -ENOMEM;
+        }
+        g_in_inventory = true;
+    }
+    if ((ret = write_export_file(pid, reply)) < 0) {
+        pr_spm(SPM_LOG_ERROR, "pid %d: cannot record its export in the image directory: %s", pid,
+               strerror(-ret));
+        return ret;
+    }
+    return 0;
+}
+
+static int spm_resume_devices_late(int pid)
+{
+    char name[64];
+    if (export_file_name(pid, name, sizeof(name)) < 0)
+        return -ENOTSUP;
+    if (faccessat(criu_get_image_dir(), name, F_OK, 0) < 0)
+        return -ENOTSUP; /* not exported at dump time */
+    char path[PATH_MAX];
+    int ret = spm_control_path_for_pid(pid, path, sizeof(path));
+    if (ret < 0) {
+        pr_spm(SPM_LOG_ERROR, "pid %d: cannot name its control socket: %s", pid, strerror(-ret));
+        return ret;
+    }
+    /* The task is stopped: the request waits in the restored socket's
+     * backlog and the import runs as the process runs. */
+    ret = spm_control_request(path, "resume", NULL, 0, 0);
+    if (ret < 0) {
+        pr_spm(SPM_LOG_ERROR,
+               "pid %d: cannot queue 'resume' on %s: %s; its enclave stays "
+               "exported (send 'resume' by hand)",
+               pid, path, strerror(-ret));
+        return ret;
+    }
+    remember(g_resumed, &g_resumed_count, pid);
+    pr_spm(SPM_LOG_INFO, "pid %d: resume queued on %s", pid, path);
+    return 0;
+}
+
+static int spm_init(int stage)
+{
+    g_stage = stage;
+    g_in_inventory = false;
+    g_exported_count = 0;
+    g_resumed_count = 0;
+    pr_spm(SPM_LOG_INFO, "plugin loaded (stage %d)", stage);
+    return 0;
+}
+
+static void spm_exit(int stage, int ret)
+{
+    char path[PATH_MAX], reply[SPM_CONTROL_MAX_LINE];
+    if (stage == CR_PLUGIN_STAGE__DUMP) {
+        /* Takes effect only if the tasks live on (the dump failed, or
+         * --leave-running): then the enclave is rebuilt in place, which
+         * consumes the checkpoint. Killed tasks never read it. */
+        for (unsigned i = 0; i < g_exported_count; i++) {
+            pid_t pid = g_exported[i];
+            int r = spm_control_path_for_pid(pid, path, sizeof(path));
+            if (r == 0)
+                r = spm_control_request(path, "resume", NULL, 0, 0);
+            if (r < 0)
+                pr_spm(ret ? SPM_LOG_ERROR : SPM_LOG_INFO,
+                       "pid %d: could not queue 'resume' (%s)%s", pid, strerror(-r),
+                       ret ? "; its enclave stays exported: send 'resume' by hand" : "");
+            else
+                pr_spm(SPM_LOG_INFO, "pid %d: resume queued (dump %s)", pid,
+                       ret ? "failed" : "finished");
+        }
+    } else if (stage == CR_PLUGIN_STAGE__RESTORE) {
+        for (unsigned i = 0; i < g_resumed_count; i++) {
+            pid_t pid = g_resumed[i];
+            int r = spm_control_path_for_pid(pid, path, sizeof(path));
+            char request[48];
+            snprintf(request, sizeof(request), "status wait_ms=%u", RESTORE_STATUS_WAIT_MS);
+            if (r == 0)
+                r = spm_control_request(path, request, reply, sizeof(reply),
+                                        RESTORE_STATUS_WAIT_MS + 5000);
+            if (r < 0)
+                pr_spm(SPM_LOG_ERROR,
+                       "pid %d: no status after its import (%s): if it exited with status %d "
+                       "its checkpoint was refused",
+                       pid, strerror(-r), SPM_CONTROL_EXIT_REFUSED);
+            else
+                pr_spm(strncmp(reply, "ok state=live", 13) == 0 ? SPM_LOG_INFO : SPM_LOG_ERROR,
+                       "pid %d: after import: %s", pid, reply);
+        }
+    }
+    g_exported_count = 0;
+    g_resumed_count = 0;
+}
+
+CR_PLUGIN_REGISTER("spm", spm_init, spm_exit)
+CR_PLUGIN_REGISTER_HOOK(CR_PLUGIN_HOOK__PAUSE_DEVICES, spm_pause_devices)
+CR_PLUGIN_REGISTER_HOOK(CR_PLUGIN_HOOK__RESUME_DEVICES_LATE, spm_resume_devices_late)
