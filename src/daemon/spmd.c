@@ -569,8 +569,12 @@ int main(int argc, char **argv)
     char mrenclave_hex[65];
     spm_enclave_mrenclave(d->me, mrenclave);
     spm_hex(mrenclave, sizeof(mrenclave), mrenclave_hex);
-    printf("spmd: ready on %s (ME MRENCLAVE %s, started in %" PRId64 " ms)\n", socket_path,
-           mrenclave_hex, (started - start) / 1000);
+    /* ELRANGE is named so tests can check that no secret of the ME is
+     * anywhere else in this process. */
+    printf("spmd: ready on %s (ME MRENCLAVE %s, ELRANGE %#" PRIx64 "+%#" PRIx64
+           ", started in %" PRId64 " ms)\n",
+           socket_path, mrenclave_hex, spm_enclave_base(d->me), spm_enclave_size(d->me),
+           (started - start) / 1000);
     fflush(stdout);
 
     int status = 0;
