@@ -569,6 +569,67 @@ static void test_rollback_of_state_refused(void **state)
     spm_enclave_destroy(y);
 }
 
+/* Overwrites every counter file of platform A with `data` (saving the
+ * originals into saved[], or restoring them from it when data is NULL). */
+static int swap_counters(uint8_t *saved[32], size_t saved_size[32], const char *data)
+{
+    char dir[400];
+    snprintf(dir, sizeof(dir), "%s/counters", g_plat_a);
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *entry;
+    int count = 0;
+    while ((entry = readdir(d)) && count < 32) {
+        if (entry->d_name[0] == '.' || strcmp(entry->d_name, "lock") == 0)
+            continue;
+        char path[700];
+        snprintf(path, sizeof(path), "%s/%s", dir, entry->d_name);
+        if (data) {
+            assert_int_equal(spm_read_file(path, 4096, &saved[count], &saved_size[count]), 0);
+            assert_int_equal(spm_write_file_atomic(path, data, strlen(data), 0600), 0);
+        } else {
+            /* readdir's order is stable for an unchanged directory */
+            assert_int_equal(spm_write_file_atomic(path, saved[count], saved_size[count], 0600), 0);
+            free(saved[count]);
+        }
+        count++;
+    }
+    closedir(d);
+    return count;
+}
+
+/* The counter step fails after the state was written: the ME stops
+ * promising anything and spmd exits; once the counter store is back, the
+ * restarted ME finds state version == counter + 1, completes the step and
+ * serves the (durable) escrow. */
+static void test_counter_failure_stops_me_and_restart_recovers(void **state)
+{
+    (void)state;
+    struct spm_enclave *y = opened(g_y);
+    struct spm_me_checkpoint_ref ref = ref_of(13, 1, 1);
+    uint8_t key[32], got[32];
+    fresh_key(key);
+    uint8_t *saved[32];
+    size_t saved_size[32];
+    int count = swap_counters(saved, saved_size, "not a counter");
+    assert_true(count > 0);
+    assert_int_equal(escrow(y, &ref, key), -EIO);
+    assert_int_equal(release(y, &ref, got), -EIO); /* the ME refuses everything now */
+    int status = 0;
+    assert_int_equal(waitpid(g_spmd_pid, &status, 0), g_spmd_pid);
+    g_spmd_pid = 0;
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 1);
+    assert_int_equal(swap_counters(saved, saved_size, NULL), count);
+    spmd_start();
+    assert_true(log_mentions("completed the interrupted update"));
+    assert_int_equal(me_open(y), 0);
+    assert_int_equal(release(y, &ref, got), 0);
+    assert_memory_equal(got, key, 32);
+    assert_int_equal(cancel(y, &ref), 0);
+    spm_enclave_destroy(y);
+}
+
 static void test_report_from_another_platform_refused(void **state)
 {
     (void)state;
@@ -874,6 +935,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_spmd_killed_between_escrow_and_release),
         cmocka_unit_test(test_rollback_of_state_refused),
+        cmocka_unit_test(test_counter_failure_stops_me_and_restart_recovers),
         cmocka_unit_test(test_report_from_another_platform_refused),
         cmocka_unit_test(test_tampered_hello_refused),
         cmocka_unit_test(test_tampered_sealed_messages_refused),
