@@ -729,7 +729,7 @@ static int e_init(const uint8_t *in, size_t in_size, uint8_t *out, size_t out_ca
     g_me.initialized = true;
     ret = 0;
 out:
-    if (ret < 0)
+    if (ret < 0 && !g_me.initialized) /* a second INIT must not touch the live table */
         spm_wipe(g_me.entries, sizeof(g_me.entries));
     if (text) {
         spm_wipe(text, sealed_size);
