@@ -430,6 +430,7 @@ int spm_urts_import(struct spm_enclave *e, const struct spm_ckpt_options *o,
 
     const char *step = "opening the platform";
     bool begun = false;
+    uint32_t me_unreachable = __atomic_load_n(&e->me_unreachable, __ATOMIC_RELAXED);
     unsigned workers = worker_count(o, idle_count);
     uint32_t chunks = 0;
     struct spm_ckpt_buffer buffer = {(uint64_t)e->image, e->image_size};
@@ -496,6 +497,11 @@ int spm_urts_import(struct spm_enclave *e, const struct spm_ckpt_options *o,
     return 0;
 
 fail:
+    if (*permanent && __atomic_load_n(&e->me_unreachable, __ATOMIC_RELAXED) != me_unreachable) {
+        spm_info("the enclave's refusal (%s) came while spmd was unreachable: retryable",
+                 strerror(-ret));
+        *permanent = false;
+    }
     if (e->hw) {
         if (begun) {
             /* Wipes whatever was decrypted; the enclave is dead anyway. */

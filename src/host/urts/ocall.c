@@ -56,8 +56,12 @@ static int rt_ocall(struct spm_enclave *e, uint64_t id, const uint8_t *in, size_
     case SPM_RT_OCALL_YIELD:
         sched_yield();
         return 0;
-    case SPM_RT_OCALL_ME:
-        return spm_urts_me_relay(in, in_size, out, out_capacity, out_size);
+    case SPM_RT_OCALL_ME: {
+        int ret = spm_urts_me_relay(in, in_size, out, out_capacity, out_size);
+        if (ret < 0) /* the relay fails only in transport; the ME's answers are payload */
+            __atomic_add_fetch(&e->me_unreachable, 1, __ATOMIC_RELAXED);
+        return ret;
+    }
     default:
         return -ENOSYS;
     }

@@ -58,6 +58,12 @@ struct spm_enclave {
     int last_errno; /* of the last failed export/import, 0 after a success */
     char last_error[256];
 
+    /* Incremented whenever relaying a message to spmd fails in transport
+     * (no spmd, timeout): an import that fails meanwhile failed because the
+     * ME was unreachable, whatever errno the enclave chose, and is retried
+     * rather than refused for good. */
+    uint32_t me_unreachable;
+
     struct spm_enclave *next_registered; /* process-wide registry */
     bool registered;
 

@@ -1,0 +1,290 @@
+/* The control channel's one parser and its client (control.h): requests the
+ * server must refuse, reply values (msg= runs to the end and hides what
+ * looks like keys inside it), socket paths longer than sun_path, and the
+ * client's behaviour against a peer that answers, hangs up, or says
+ * nothing. A server that misparses would export or resume on garbage. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "host/control/control.h"
+
+static void test_parse_valid(void **state)
+{
+    (void)state;
+    struct spm_control_request r;
+    assert_int_equal(spm_control_parse_request("export", &r), 0);
+    assert_int_equal(r.op, SPM_CONTROL_OP_EXPORT);
+    assert_int_equal(r.timeout_ms, 0);
+    assert_int_equal(r.threads, 0);
+    assert_int_equal(spm_control_parse_request("export timeout_ms=250 threads=3", &r), 0);
+    assert_int_equal(r.timeout_ms, 250);
+    assert_int_equal(r.threads, 3);
+    assert_int_equal(spm_control_parse_request("export threads=1 timeout_ms=3600000", &r), 0);
+    assert_int_equal(r.timeout_ms, 3600000);
+    assert_int_equal(spm_control_parse_request("resume", &r), 0);
+    assert_int_equal(r.op, SPM_CONTROL_OP_RESUME);
+    assert_int_equal(spm_control_parse_request("status", &r), 0);
+    assert_int_equal(r.op, SPM_CONTROL_OP_STATUS);
+    assert_int_equal(r.wait_ms, 0);
+    assert_int_equal(spm_control_parse_request("status wait_ms=0", &r), 0);
+    assert_int_equal(spm_control_parse_request("status wait_ms=5000", &r), 0);
+    assert_int_equal(r.wait_ms, 5000);
+}
+
+static void test_parse_refusals(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "",
+        "Export",
+        "exports",
+        "export ",                                   /* trailing space */
+        " export",                                   /* leading space */
+        "export  threads=2",                         /* two spaces */
+        "export threads",                            /* no value */
+        "export threads=",                           /* empty value */
+        "export threads=0",                          /* zero threads */
+        "export threads=1025",                       /* over the cap */
+        "export threads=-1",                         /* sign */
+        "export threads=+1",                         /* sign */
+        "export threads=1x",                         /* trailing junk */
+        "export threads=2 threads=3",                /* repeated */
+        "export timeout_ms=0",                       /* zero bound */
+        "export timeout_ms=3600001",                 /* over the cap */
+        "export timeout_ms=99999999999999999999999", /* overflow */
+        "export wait_ms=1",                          /* status's option */
+        "export colour=red",                         /* unknown */
+        "resume threads=2",                          /* resume takes none */
+        "status timeout_ms=1",                       /* export's option */
+        "status wait_ms=1 wait_ms=2",                /* repeated */
+        "status wait_ms=3600001",                    /* over the cap */
+        "export\ttimeout_ms=1",                      /* not a space */
+        "export timeout_ms=1\n",                     /* newline is not part of the line */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct spm_control_request r;
+        if (spm_control_parse_request(bad[i], &r) != -EINVAL)
+            fail_msg("accepted '%s'", bad[i]);
+    }
+    char long_line[SPM_CONTROL_MAX_LINE + 16];
+    memset(long_line, 'x', sizeof(long_line) - 1);
+    long_line[sizeof(long_line) - 1] = '\0';
+    memcpy(long_line, "status ", 7);
+    struct spm_control_request r;
+    assert_int_equal(spm_control_parse_request(long_line, &r), -EINVAL);
+}
+
+static void test_reply_values(void **state)
+{
+    (void)state;
+    const char *ok = "ok enclaves=1 bytes=1052672 chunks=2 threads=2 export_us=3021";
+    char v[64];
+    assert_int_equal(spm_control_reply_value(ok, "bytes", v, sizeof(v)), 0);
+    assert_string_equal(v, "1052672");
+    assert_int_equal(spm_control_reply_value(ok, "export_us", v, sizeof(v)), 0);
+    assert_string_equal(v, "3021");
+    assert_int_equal(spm_control_reply_value(ok, "byte", v, sizeof(v)), -ENOENT);
+    assert_int_equal(spm_control_reply_value(ok, "import_us", v, sizeof(v)), -ENOENT);
+    assert_int_equal(spm_control_reply_value(ok, "bytes", v, 7), -ENOSPC);
+    unsigned long long n;
+    assert_int_equal(spm_control_reply_u64(ok, "chunks", &n), 0);
+    assert_int_equal(n, 2);
+
+    /* msg= runs to the end; key=value text inside it is not a key. */
+    const char *err = "error errno=110 msg=2 thread(s) still inside; bytes=7 is not a key";
+    assert_int_equal(spm_control_reply_u64(err, "errno", &n), 0);
+    assert_int_equal(n, 110);
+    assert_int_equal(spm_control_reply_value(err, "msg", v, sizeof(v)), 0);
+    assert_string_equal(v, "2 thread(s) still inside; bytes=7 is not a key");
+    assert_int_equal(spm_control_reply_value(err, "bytes", v, sizeof(v)), -ENOENT);
+
+    const char *status = "ok state=exported enclaves=1 bytes=x errno=5 msg=m";
+    assert_int_equal(spm_control_reply_value(status, "state", v, sizeof(v)), 0);
+    assert_string_equal(v, "exported");
+    assert_int_equal(spm_control_reply_u64(status, "bytes", &n), -EINVAL);
+    assert_int_equal(spm_control_reply_value(status, "state=", v, sizeof(v)), -ENOENT);
+    assert_int_equal(spm_control_reply_value("", "state", v, sizeof(v)), -ENOENT);
+}
+
+static void test_paths(void **state)
+{
+    (void)state;
+    char path[512], expected[512];
+    setenv(SPM_CONTROL_RUN_DIR_ENV, "/tmp/spm-test-run", 1);
+    assert_string_equal(spm_control_run_dir(), "/tmp/spm-test-run");
+    assert_int_equal(spm_control_own_path(path, sizeof(path)), 0);
+    snprintf(expected, sizeof(expected), "/tmp/spm-test-run/%d.ctl", (int)getpid());
+    assert_string_equal(path, expected);
+    /* From outside, through /proc/PID/root, named by the innermost pid. */
+    assert_int_equal(spm_control_path_for_pid(getpid(), path, sizeof(path)), 0);
+    pid_t ns_pid;
+    assert_int_equal(spm_control_ns_pid(getpid(), &ns_pid), 0);
+    snprintf(expected, sizeof(expected), "/proc/%d/root/tmp/spm-test-run/%d.ctl", (int)getpid(),
+             (int)ns_pid);
+    assert_string_equal(path, expected);
+    assert_int_equal(spm_control_path_for_pid(getpid(), path, 10), -ENAMETOOLONG);
+    /* Relative run directories are ignored: the socket must be findable. */
+    setenv(SPM_CONTROL_RUN_DIR_ENV, "relative/dir", 1);
+    assert_string_equal(spm_control_run_dir(), SPM_CONTROL_RUN_DIR_DEFAULT);
+    unsetenv(SPM_CONTROL_RUN_DIR_ENV);
+    assert_string_equal(spm_control_run_dir(), SPM_CONTROL_RUN_DIR_DEFAULT);
+    /* A pid that does not exist. */
+    assert_int_equal(spm_control_path_for_pid(0x7ffffff0, path, sizeof(path)), -ENOENT);
+}
+
+/* ---- A scripted peer on a real socket ---- */
+
+enum peer_mode { PEER_REPLY, PEER_HANG_UP, PEER_SILENT, PEER_RECORD };
+
+struct peer {
+    int fd;
+    enum peer_mode mode;
+    char got[SPM_CONTROL_MAX_LINE + 2];
+    pthread_t thread;
+};
+
+static void *peer_main(void *arg)
+{
+    struct peer *p = arg;
+    int c = accept(p->fd, NULL, NULL);
+    if (c < 0)
+        return NULL;
+    size_t n = 0;
+    while (n < sizeof(p->got) - 1) {
+        ssize_t r = read(c, p->got + n, sizeof(p->got) - 1 - n);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+        if (memchr(p->got, '\n', n))
+            break;
+    }
+    p->got[n] = '\0';
+    if (p->mode == PEER_REPLY) {
+        const char *reply = "ok state=live enclaves=1 msg=all good\n";
+        (void)!write(c, reply, strlen(reply));
+    } else if (p->mode == PEER_SILENT) {
+        sleep(1);
+    }
+    close(c);
+    return NULL;
+}
+
+static void start_peer(struct peer *p, const char *path, enum peer_mode mode)
+{
+    memset(p, 0, sizeof(*p));
+    p->mode = mode;
+    struct sockaddr_un addr;
+    int dir_fd;
+    assert_int_equal(spm_control_sockaddr(path, &addr, &dir_fd), 0);
+    p->fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_true(p->fd >= 0);
+    unlink(path);
+    assert_int_equal(bind(p->fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    assert_int_equal(listen(p->fd, 4), 0);
+    if (dir_fd >= 0)
+        close(dir_fd);
+    assert_int_equal(pthread_create(&p->thread, NULL, peer_main, p), 0);
+}
+
+static void stop_peer(struct peer *p, const char *path)
+{
+    pthread_join(p->thread, NULL);
+    close(p->fd);
+    unlink(path);
+}
+
+static void test_client_against_peer(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/spm-control-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    /* Deep enough that the socket's path does not fit in sun_path. */
+    char deep[400];
+    snprintf(deep, sizeof(deep), "%s/%0100d/%0100d", dir, 1, 2);
+    char mk[500];
+    snprintf(mk, sizeof(mk), "mkdir -p '%s'", deep);
+    assert_int_equal(system(mk), 0);
+    char short_path[128], long_path[512];
+    snprintf(short_path, sizeof(short_path), "%s/p.ctl", dir);
+    snprintf(long_path, sizeof(long_path), "%s/p.ctl", deep);
+    assert_true(strlen(long_path) >= sizeof(((struct sockaddr_un *)0)->sun_path));
+    const char *paths[] = {short_path, long_path};
+
+    for (int i = 0; i < 2; i++) {
+        struct peer p;
+        char reply[256];
+        start_peer(&p, paths[i], PEER_REPLY);
+        assert_int_equal(
+            spm_control_request(paths[i], "status wait_ms=10", reply, sizeof(reply), 2000), 0);
+        stop_peer(&p, paths[i]);
+        assert_string_equal(p.got, "status wait_ms=10\n");
+        assert_string_equal(reply, "ok state=live enclaves=1 msg=all good");
+    }
+
+    struct peer p;
+    char reply[256];
+    /* Queue without waiting: the line arrives even though nobody reads a reply. */
+    start_peer(&p, short_path, PEER_RECORD);
+    assert_int_equal(spm_control_request(short_path, "resume", NULL, 0, 0), 0);
+    stop_peer(&p, short_path);
+    assert_string_equal(p.got, "resume\n");
+
+    /* A peer that hangs up without a line: not a reply. */
+    start_peer(&p, short_path, PEER_HANG_UP);
+    assert_int_equal(spm_control_request(short_path, "status", reply, sizeof(reply), 2000),
+                     -EPROTO);
+    stop_peer(&p, short_path);
+
+    /* A peer that says nothing: bounded. */
+    start_peer(&p, short_path, PEER_SILENT);
+    assert_int_equal(spm_control_request(short_path, "status", reply, sizeof(reply), 200),
+                     -ETIMEDOUT);
+    stop_peer(&p, short_path);
+
+    /* Reply larger than the caller's buffer. */
+    start_peer(&p, short_path, PEER_REPLY);
+    assert_int_equal(spm_control_request(short_path, "status", reply, 8, 2000), -ENOSPC);
+    stop_peer(&p, short_path);
+
+    /* Nobody there. */
+    assert_int_equal(spm_control_request(short_path, "status", reply, sizeof(reply), 200), -ENOENT);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un addr;
+    int dir_fd;
+    assert_int_equal(spm_control_sockaddr(short_path, &addr, &dir_fd), 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    close(fd); /* a socket file nobody listens on: what a killed process leaves */
+    assert_int_equal(spm_control_request(short_path, "status", reply, sizeof(reply), 200),
+                     -ECONNREFUSED);
+    unlink(short_path);
+
+    /* Requests the client itself refuses to send. */
+    assert_int_equal(spm_control_request(short_path, "", reply, sizeof(reply), 200), -EINVAL);
+    assert_int_equal(spm_control_request(short_path, "a\nb", reply, sizeof(reply), 200), -EINVAL);
+    assert_int_equal(spm_control_request(short_path, "status", NULL, 0, 200), -EINVAL);
+
+    snprintf(mk, sizeof(mk), "rm -rf '%s'", dir);
+    assert_int_equal(system(mk), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_valid),         cmocka_unit_test(test_parse_refusals),
+        cmocka_unit_test(test_reply_values),        cmocka_unit_test(test_paths),
+        cmocka_unit_test(test_client_against_peer),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
