@@ -28,4 +28,7 @@ if [ ${#missing[@]} -gt 0 ]; then
         "${missing[@]}" >/dev/null
 fi
 $SUDO bash scripts/setup-criu.sh
+# CRIU loads every plugin in this directory by default (it checks that the
+# directory exists); scripts/build.sh installs spm_criu.so there.
+$SUDO mkdir -p "${SPM_CRIU_PLUGIN_INSTALL_DIR:-/usr/lib/criu}"
 echo "install-deps: all dependencies present"
