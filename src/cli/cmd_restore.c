@@ -110,6 +110,14 @@ static int check_process(const struct spm_cli_export *x, uint64_t *bytes, uint64
                     (int)x->pid, status);
         return -1;
     }
+    if (ret < 0 && kill(x->pid, 0) < 0 && errno == ESRCH) {
+        /* Gone before criu exited (criu reaped it): the status is lost. */
+        fprintf(stderr,
+                "spm restore: pid %d exited while it was being restored; if with status %d, its "
+                "enclave refused this checkpoint for good (see its stderr and %s)\n",
+                (int)x->pid, SPM_CONTROL_EXIT_REFUSED, "restore.log");
+        return -1;
+    }
     if (ret < 0) {
         fprintf(stderr, "spm restore: pid %d does not answer on %s (%s)\n", (int)x->pid, path,
                 strerror(-ret));

@@ -20,8 +20,9 @@
 #include "urts_internal.h"
 
 /* CKPT_ABORT must reach the ME to cancel an escrow that may have reached
- * it; until it does, the enclave stays frozen. Attempts and the pause
- * between them, before giving up for this request. */
+ * it (until it does, the enclave stays frozen), and RESTORE_END to commit.
+ * Attempts and the first pause between them (doubling), before giving up
+ * for this request. */
 #define ABORT_ATTEMPTS 5
 #define ABORT_PAUSE_MS 200
 
@@ -468,8 +469,18 @@ int spm_urts_import(struct spm_enclave *e, const struct spm_ckpt_options *o,
         goto fail;
     }
     step = "RESTORE_END";
-    size_t ignored;
-    ret = spm_urts_ecall_internal(e, idle[0], SPM_RT_ECALL_RESTORE_END, NULL, 0, NULL, 0, &ignored);
+    /* COMMIT with the ME: if spmd is unreachable the enclave keeps its
+     * state and its lease, and the same call can simply be repeated. */
+    for (int attempt = 0;; attempt++) {
+        size_t ignored;
+        ret = spm_urts_ecall_internal(e, idle[0], SPM_RT_ECALL_RESTORE_END, NULL, 0, NULL, 0,
+                                      &ignored);
+        if (ret == 0 || is_permanent(ret) || attempt + 1 >= ABORT_ATTEMPTS)
+            break;
+        spm_error("restore of the enclave at %#llx: RESTORE_END failed (%s), attempt %d of %d",
+                  (unsigned long long)e->base, strerror(-ret), attempt + 1, ABORT_ATTEMPTS);
+        sleep_ms(ABORT_PAUSE_MS << attempt);
+    }
     if (ret < 0) {
         *permanent = is_permanent(ret);
         goto fail;
