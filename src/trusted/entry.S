@@ -7,34 +7,96 @@
  * EEXIT is ENCLU[4]. The simulated platform passes its ENCLU entry in R8 and
  * "leaves" by jumping to RCX; the thread data records which applies, and C
  * code (trts.c) refuses a simulated ENCLU that points into ELRANGE, so a
- * hostile host on hardware can at worst make the enclave fault. */
+ * hostile host on hardware can at worst make the enclave fault.
+ *
+ * Entry also enforces the checkpoint engine's rules before any enclave
+ * memory that a checkpoint captures is touched: nothing enters an exported
+ * or dead instance, nothing enters a TCS whose thread region an import is
+ * rewriting, and no thread returns from an ocall while a checkpoint froze
+ * it (trts_internal.h, ckpt.c). */
 #include "spm/abi/enclave_abi.h"
+#include "trts_internal.h"
 
-#define EBUSY 16
-#define EINVAL 22
+#define EBUSY     16
+#define EINVAL    22
+#define ESHUTDOWN 108
+#define PAGE      4096
 
     .section .text.spm_entry, "ax", @progbits
 
-/* r11 <- this thread's struct spm_thread_data, from GS (TCS.OGSBASGX). */
+/* r11 <- this thread's struct spm_thread_data, from GS (TCS.OGSBASGX), for
+ * a thread that is already inside (its thread data is then intact). */
 .macro LOAD_TD
     lea __ehdr_start(%rip), %r10
     mov %gs:SPM_TD_SELF_OFFSET, %r11
     add %r10, %r11
 .endm
 
+/* r10 <- enclave base, r13 <- the measured layout page (after the image),
+ * r9 <- the incarnation state. Reads nothing a checkpoint captures. */
+.macro LOAD_INC
+    lea __ehdr_start(%rip), %r10
+    lea (_end + PAGE - 1)(%rip), %r13
+    and $-PAGE, %r13
+    mov TRTS_LAYOUT_INCARNATION_OFF(%r13), %r9
+    add %r10, %r9
+.endm
+
+/* Jumps to \locked when an import is rewriting the thread region of the
+ * TCS in RBX (or RBX is not a TCS of the layout). Needs LOAD_INC; keeps
+ * rdx; clobbers rax, r12, r14. Run it after this thread's state was
+ * claimed with a locked instruction: RESTORE_BEGIN sets the lock and then
+ * checks that state, so one of the two sees the other. */
+.macro CHECK_LOCKED locked
+    cmpq $0, TRTS_INC_LOCKED_ANY_OFFSET(%r9)
+    je 1f
+    mov %rdx, %r14
+    mov %rbx, %rax
+    sub %r10, %rax
+    sub TRTS_LAYOUT_THREADS_OFF(%r13), %rax
+    sub TRTS_LAYOUT_STACK_SIZE(%r13), %rax
+    sub $(2 * PAGE), %rax /* guard page and thread data page before the TCS */
+    xor %edx, %edx
+    divq TRTS_LAYOUT_THREADS_STRIDE(%r13)
+    mov %rdx, %r12
+    mov %r14, %rdx
+    test %r12, %r12
+    jnz \locked
+    mov TRTS_LAYOUT_TCS_COUNT(%r13), %r12d
+    cmp %r12, %rax
+    jae \locked
+    bt %rax, TRTS_INC_LOCKED_OFFSET(%r9)
+    jc \locked
+1:
+.endm
+
     .globl spm_enclave_entry
     .type spm_enclave_entry, @function
 spm_enclave_entry:
-    LOAD_TD
+    LOAD_INC
+    /* Exported or dead: the pages a thread would use may be wiped. */
+    mov TRTS_INC_PHASE_OFFSET(%r9), %eax
+    cmp $TRTS_PHASE_EXPORTED, %eax
+    je .Lrefuse_shutdown
+    cmp $TRTS_PHASE_DEAD, %eax
+    je .Lrefuse_shutdown
+    /* This TCS's thread data is the page before it: found from RBX, which
+     * the CPU checked, never from the self offset inside that page, which
+     * an import may be rewriting with ciphertext. */
+    lea -PAGE(%rbx), %r11
     cmp $SPM_ENTER_ORET, %rdi
     je .Loret
     cmp $SPM_ENTER_ECALL, %rdi
     jne .Lrefuse_invalid
     /* A TCS runs one ecall at a time; a second one (or one arriving while
-     * this TCS is parked in an ocall) is refused without touching state. */
-    cmpq $SPM_TD_STATE_IDLE, SPM_TD_STATE(%r11)
+     * this TCS is parked in an ocall, or frozen by a checkpoint) is refused
+     * without touching state. The claim is atomic: CKPT_BEGIN may be
+     * freezing threads at the same time. */
+    mov $SPM_TD_STATE_IDLE, %eax
+    mov $SPM_TD_STATE_ECALL, %r12d
+    lock cmpxchg %r12, SPM_TD_STATE(%r11)
     jne .Lrefuse_busy
-    movq $SPM_TD_STATE_ECALL, SPM_TD_STATE(%r11)
+    CHECK_LOCKED .Lecall_locked
     mov %rsp, SPM_TD_UNTRUSTED_RSP(%r11)
     mov %rbp, SPM_TD_UNTRUSTED_RBP(%r11)
     mov %rcx, SPM_TD_EXIT_ADDRESS(%r11)
@@ -48,7 +110,7 @@ spm_enclave_entry:
     mov %r11, %rdx
     mov %r8, %rcx
     call spm_trts_ecall
-    LOAD_TD
+    lea -PAGE(%rbx), %r11 /* rbx survived the call */
     movq $SPM_TD_STATE_IDLE, SPM_TD_STATE(%r11)
     mov %rax, %rsi
     mov $SPM_EXIT_RETURN, %edi
@@ -60,10 +122,22 @@ spm_enclave_entry:
     mov SPM_TD_SIM_ENCLU(%r11), %rax
     jmp .Lexit
 
+/* Claimed a TCS an import is rewriting: give the claim back (atomically:
+ * the word may be ciphertext being copied in) and refuse. */
+.Lecall_locked:
+    mov $SPM_TD_STATE_ECALL, %eax
+    mov $SPM_TD_STATE_IDLE, %r12d
+    lock cmpxchg %r12, SPM_TD_STATE(%r11)
+    jmp .Lrefuse_busy
+
 .Loret:
-    cmpq $SPM_TD_STATE_OCALL, SPM_TD_STATE(%r11)
-    jne .Lrefuse_invalid
-    movq $SPM_TD_STATE_ECALL, SPM_TD_STATE(%r11)
+    /* Only a thread parked in an ocall returns, and not while a checkpoint
+     * froze it (CKPT_BEGIN's compare-and-swap races with this one). */
+    mov $SPM_TD_STATE_OCALL, %eax
+    mov $SPM_TD_STATE_ECALL, %r12d
+    lock cmpxchg %r12, SPM_TD_STATE(%r11)
+    jne .Loret_refused
+    CHECK_LOCKED .Loret_locked
     /* Back onto the trusted stack where spm_trts_ocall_switch parked. */
     mov SPM_TD_TRUSTED_RSP(%r11), %rsp
     mov %rsi, %rax
@@ -76,7 +150,33 @@ spm_enclave_entry:
     cld
     ret
 
+.Loret_locked:
+    mov $SPM_TD_STATE_ECALL, %eax
+    mov $SPM_TD_STATE_OCALL, %r12d
+    lock cmpxchg %r12, SPM_TD_STATE(%r11)
+    jmp .Lrefuse_invalid
+
+/* rax = the state the thread was found in. Frozen by a checkpoint: the host
+ * should have held this thread back; it gets its ecall back as failed, on
+ * the stack it made that ecall with (the only frame a host can resume on),
+ * and the enclave keeps the parked context. Anything else is nonsense. */
+.Loret_refused:
+    cmp $SPM_TD_STATE_FROZEN, %rax
+    jne .Lrefuse_invalid
+    CHECK_LOCKED .Lrefuse_invalid /* thread data being rewritten: not to be read */
+    mov $-EBUSY, %rsi
+    mov $SPM_EXIT_RETURN, %edi
+    xor %edx, %edx
+    mov %rcx, %rbx
+    mov SPM_TD_UNTRUSTED_RSP(%r11), %rcx
+    mov SPM_TD_UNTRUSTED_RBP(%r11), %rbp
+    mov %r8, %rax
+    jmp .Lexit
+
 /* Refusals leave at once: rsp is still the host's, nothing was saved. */
+.Lrefuse_shutdown:
+    mov $-ESHUTDOWN, %rsi
+    jmp .Lrefuse
 .Lrefuse_busy:
     mov $-EBUSY, %rsi
     jmp .Lrefuse

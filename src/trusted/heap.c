@@ -4,7 +4,8 @@
  * carved from a bump pointer ("wilderness") that starts at the heap's base,
  * so an enclave that allocates little touches little. One spinlock guards it
  * all: enclave threads cannot sleep on a futex. All state is in the enclave's
- * data and heap, so a checkpoint carries the allocator along. */
+ * data and heap, so a checkpoint carries the allocator along, and captures
+ * the heap only up to the wilderness: above it nothing was ever written. */
 #include "trts_internal.h"
 
 #include <string.h>
@@ -38,6 +39,17 @@ void trts_heap_init(void *start, size_t size)
 {
     g_heap.start = g_heap.wilderness = start;
     g_heap.end = (uint8_t *)start + size;
+}
+
+uint64_t trts_heap_high_water(void)
+{
+    /* The checkpoint engine asks while no thread runs enclave code, but a
+     * thread parked in an ocall may have been stopped anywhere except
+     * inside malloc (which never leaves the enclave), so the lock is free. */
+    spm_spin_lock(&g_heap.lock);
+    uint64_t high = (uint64_t)g_heap.wilderness;
+    spm_spin_unlock(&g_heap.lock);
+    return (high + SGX_PAGE_SIZE - 1) & ~(uint64_t)(SGX_PAGE_SIZE - 1);
 }
 
 void spm_heap_stats(size_t *used, size_t *total)

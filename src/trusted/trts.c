@@ -1,7 +1,10 @@
 /* The trusted runtime's core: first-entry initialisation (self-relocation of
  * the static-PIE image, heap, DRBG), the ecall dispatcher that copies
  * arguments across the boundary after checking them, and ocalls. No pointer
- * into untrusted memory outlives the call that was handed it. */
+ * into untrusted memory outlives the call that was handed it. Whether this
+ * instance may run application code at all is the incarnation's phase
+ * (trts_internal.h), not a .bss flag: an import rewrites .bss, and an
+ * export wipes it. */
 #include "trts_internal.h"
 
 #include <string.h>
@@ -26,13 +29,6 @@ struct elf_rela {
 };
 
 extern const struct elf_dyn _DYNAMIC[] TRTS_HIDDEN;
-extern const uint8_t __ehdr_start[] TRTS_HIDDEN;
-extern const uint8_t _end[] TRTS_HIDDEN;
-
-/* 0: never entered, 1: initialising, 2: ready, 3: failed. Lives in .bss, so
- * a restored enclave (same base, relocated data captured) is already ready. */
-static volatile int g_init_state;
-
 /* Applies R_X86_64_RELATIVE relocations. Runs before any relocated pointer
  * is used; everything here is RIP-relative. The signer refused any other
  * relocation type, so anything else is a bug worth stopping for. */
@@ -57,54 +53,61 @@ static void relocate(uint64_t base)
     }
 }
 
-struct trts_incarnation *trts_incarnation(void)
+int trts_relocate_once(void)
 {
-    return (struct trts_incarnation *)(g_trts.base + g_trts.layout->incarnation_offset);
+    uint64_t base = trts_base();
+    const struct spm_layout_info *info = trts_layout();
+    if (info->magic != SPM_LAYOUT_MAGIC || info->version != SPM_LAYOUT_VERSION ||
+        info->info_offset != (uint64_t)info - base)
+        return -EINVAL;
+    relocate(base);
+    g_trts.base = base;
+    g_trts.size = info->elrange_size;
+    g_trts.layout = info;
+    return 0;
 }
 
-static int init_once(void)
+/* The first entry of an enclave that is not being imported: relocation,
+ * then a fresh heap (an import brings its heap along instead). Whoever
+ * moves the phase from FRESH does it; others wait for the outcome. */
+static int init_once(struct trts_incarnation *inc)
 {
-    int state = __atomic_load_n(&g_init_state, __ATOMIC_ACQUIRE);
-    if (state == 2)
-        return 0;
-    if (state == 0 && __atomic_compare_exchange_n(&g_init_state, &state, 1, false, __ATOMIC_ACQ_REL,
-                                                  __ATOMIC_ACQUIRE)) {
-        uint64_t base = (uint64_t)__ehdr_start;
-        relocate(base);
-        /* The info page follows the image; its offset is the image size. */
-        uint64_t image_end = ((uint64_t)_end - base + SGX_PAGE_SIZE - 1) & ~(uint64_t)4095;
-        const struct spm_layout_info *info = (const void *)(base + image_end);
-        if (info->magic != SPM_LAYOUT_MAGIC || info->version != SPM_LAYOUT_VERSION ||
-            info->info_offset != image_end) {
-            __atomic_store_n(&g_init_state, 3, __ATOMIC_RELEASE);
-            return -EINVAL;
+    uint32_t phase = TRTS_PHASE_FRESH;
+    if (__atomic_compare_exchange_n(&inc->phase, &phase, TRTS_PHASE_INITIALISING, false,
+                                    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+        int ret = trts_relocate_once();
+        if (ret < 0) {
+            __atomic_store_n(&inc->phase, TRTS_PHASE_DEAD, __ATOMIC_SEQ_CST);
+            return ret;
         }
-        g_trts.base = base;
-        g_trts.size = info->elrange_size;
-        g_trts.layout = info;
-        trts_heap_init((void *)(base + info->heap_offset), info->heap_size);
-        __atomic_store_n(&g_init_state, 2, __ATOMIC_RELEASE);
+        const struct spm_layout_info *info = trts_layout();
+        trts_heap_init((void *)(trts_base() + info->heap_offset), info->heap_size);
+        __atomic_store_n(&inc->phase, TRTS_PHASE_LIVE, __ATOMIC_SEQ_CST);
         return 0;
     }
-    while ((state = __atomic_load_n(&g_init_state, __ATOMIC_ACQUIRE)) == 1)
+    while ((phase = __atomic_load_n(&inc->phase, __ATOMIC_ACQUIRE)) == TRTS_PHASE_INITIALISING)
         __builtin_ia32_pause();
-    return state == 2 ? 0 : -EINVAL;
+    if (phase == TRTS_PHASE_LIVE)
+        return 0;
+    return phase == TRTS_PHASE_DEAD || phase == TRTS_PHASE_EXPORTED ? -ESHUTDOWN : -EBUSY;
 }
 
+/* Both read only the image and the measured layout page: they guard the
+ * import while .bss holds ciphertext. */
 bool spm_is_within_enclave(const void *p, size_t size)
 {
-    uint64_t start = (uint64_t)p, end = start + size;
+    uint64_t start = (uint64_t)p, end = start + size, base = trts_base();
     if (end < start)
         return false;
-    return start >= g_trts.base && end <= g_trts.base + g_trts.size;
+    return start >= base && end <= base + trts_layout()->elrange_size;
 }
 
 bool spm_is_outside_enclave(const void *p, size_t size)
 {
-    uint64_t start = (uint64_t)p, end = start + size;
+    uint64_t start = (uint64_t)p, end = start + size, base = trts_base();
     if (end < start || start == 0)
         return false;
-    return end <= g_trts.base || start >= g_trts.base + g_trts.size;
+    return end <= base || start >= base + trts_layout()->elrange_size;
 }
 
 /* Small calls use stack buffers: no heap lock on the common path. */
@@ -150,15 +153,14 @@ static int64_t dispatch_app_ecall(uint64_t id, uint64_t args_address)
     return ret;
 }
 
-/* Called from entry.S on the trusted stack for every ECALL. */
+/* Called from entry.S on the trusted stack for every ECALL that entry.S
+ * admitted (the phase was not final and this TCS is not being imported). */
 int64_t spm_trts_ecall(uint64_t id, uint64_t args_address, struct spm_thread_data *td,
                        uint64_t sim_enclu) TRTS_HIDDEN;
 int64_t spm_trts_ecall(uint64_t id, uint64_t args_address, struct spm_thread_data *td,
                        uint64_t sim_enclu)
 {
-    int ret = init_once();
-    if (ret < 0)
-        return ret;
+    struct trts_incarnation *inc = trts_incarnation();
     /* A simulated ENCLU inside ELRANGE would let the host pick enclave code
      * to run; outside it, on hardware, it can only fault. */
     if (sim_enclu && !spm_is_outside_enclave((void *)sim_enclu, 1)) {
@@ -166,6 +168,21 @@ int64_t spm_trts_ecall(uint64_t id, uint64_t args_address, struct spm_thread_dat
         return -EINVAL;
     }
     td->sim_enclu = sim_enclu;
+    if (id >= SPM_RT_ECALL_CKPT_BEGIN && id <= SPM_RT_ECALL_RESTORE_ABORT)
+        return trts_ckpt_ecall(id, args_address);
+    /* entry.S published this thread's ECALL state with a locked cmpxchg;
+     * CKPT_BEGIN publishes EXPORTING and then scans every thread's state.
+     * With a full fence on both sides, either BEGIN sees this thread inside
+     * and refuses, or this thread sees EXPORTING and refuses. */
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    uint32_t phase = __atomic_load_n(&inc->phase, __ATOMIC_SEQ_CST);
+    if (phase == TRTS_PHASE_FRESH || phase == TRTS_PHASE_INITIALISING) {
+        int ret = init_once(inc);
+        if (ret < 0)
+            return ret;
+    } else if (phase != TRTS_PHASE_LIVE) {
+        return phase == TRTS_PHASE_EXPORTED || phase == TRTS_PHASE_DEAD ? -ESHUTDOWN : -EBUSY;
+    }
     if (id == SPM_RT_ECALL_INIT)
         return 0;
     return dispatch_app_ecall(id, args_address);
@@ -260,5 +277,15 @@ uint64_t trts_enclu(uint64_t leaf, uint64_t rbx, uint64_t rcx, uint64_t rdx)
     return rax;
 }
 
-_Static_assert(sizeof(struct trts_incarnation) <= SPM_INCARNATION_PAGES * SGX_PAGE_SIZE,
-               "incarnation state fits its pages");
+_Static_assert(offsetof(struct trts_incarnation, phase) == TRTS_INC_PHASE_OFFSET, "entry.S");
+_Static_assert(offsetof(struct trts_incarnation, locked_any) == TRTS_INC_LOCKED_ANY_OFFSET,
+               "entry.S");
+_Static_assert(offsetof(struct trts_incarnation, locked) == TRTS_INC_LOCKED_OFFSET, "entry.S");
+_Static_assert(offsetof(struct spm_layout_info, tcs_count) == TRTS_LAYOUT_TCS_COUNT, "entry.S");
+_Static_assert(offsetof(struct spm_layout_info, incarnation_offset) == TRTS_LAYOUT_INCARNATION_OFF,
+               "entry.S");
+_Static_assert(offsetof(struct spm_layout_info, thread_region_offset) == TRTS_LAYOUT_THREADS_OFF,
+               "entry.S");
+_Static_assert(offsetof(struct spm_layout_info, thread_region_stride) == TRTS_LAYOUT_THREADS_STRIDE,
+               "entry.S");
+_Static_assert(offsetof(struct spm_layout_info, stack_size) == TRTS_LAYOUT_STACK_SIZE, "entry.S");

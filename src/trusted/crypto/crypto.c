@@ -222,3 +222,12 @@ void tc_sha256(const void *data, size_t size, uint8_t digest[32])
     br_sha256_update(&c, data, size);
     br_sha256_out(&c, digest);
 }
+
+void tc_sha256_two(const void *a, size_t a_size, const void *b, size_t b_size, uint8_t digest[32])
+{
+    br_sha256_context c;
+    br_sha256_init(&c);
+    br_sha256_update(&c, a, a_size);
+    br_sha256_update(&c, b, b_size);
+    br_sha256_out(&c, digest);
+}

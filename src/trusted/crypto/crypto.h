@@ -9,8 +9,10 @@
 
 #define TC_HIDDEN __attribute__((visibility("hidden")))
 
-/* SHA-256. */
+/* SHA-256, of one buffer or of two concatenated. */
 void tc_sha256(const void *data, size_t size, uint8_t digest[32]) TC_HIDDEN;
+void tc_sha256_two(const void *a, size_t a_size, const void *b, size_t b_size,
+                   uint8_t digest[32]) TC_HIDDEN;
 
 /* AES-128-CMAC (RFC 4493). */
 void tc_aes128_cmac(const uint8_t key[16], const void *data, size_t size,
