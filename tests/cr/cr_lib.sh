@@ -61,8 +61,10 @@ cr_find_pieces() {
     : "${SPM_BUILD_ROOT:?}" "${CR_SPM:?}"
     CR_SPMD=${CR_SPMD:-$SPM_BUILD_ROOT/src/daemon/spmd}
     CR_PLUGIN=${CR_PLUGIN:-$SPM_BUILD_ROOT/src/criu-plugin/spm_criu.so}
+    CR_ME_IMAGE=${CR_ME_IMAGE:-$SPM_BUILD_ROOT/src/enclaves/me/me_enclave.signed}
     [ -x "$CR_SPMD" ] || cr_missing "spmd is not built at $CR_SPMD (src/daemon)"
     [ -f "$CR_PLUGIN" ] || cr_missing "the CRIU plugin is not built at $CR_PLUGIN (src/criu-plugin)"
+    [ -f "$CR_ME_IMAGE" ] || cr_missing "the Migration Enclave is not built at $CR_ME_IMAGE"
     local help
     help=$("$CR_SPM" checkpoint --help 2>&1) ||
         cr_missing "'spm checkpoint --help' fails: $help"
@@ -117,18 +119,12 @@ cr_setup() {
     export SPM_SPMD_SOCKET=$CR_WORK/spmd.sock
     CR_SPMD_STATE=$CR_WORK/spmd-state
     mkdir -p "$CR_SPMD_STATE"
-    # The plugin as CRIU finds it: installed system-wide if it is, else a
-    # private plugin directory handed to every criu run.
-    if [ -f /usr/lib/criu/spm_criu.so ]; then
-        CR_CRIU_PLUGIN_ARGS=()
-        export SPM_CRIU_PLUGIN_DIR=/usr/lib/criu
-        cr_log "using the installed plugin /usr/lib/criu/spm_criu.so"
-    else
-        ln -s "$CR_PLUGIN" "$CR_WORK/plugins/spm_criu.so"
-        CR_CRIU_PLUGIN_ARGS=(--libdir "$CR_WORK/plugins")
-        export SPM_CRIU_PLUGIN_DIR=$CR_WORK/plugins
-        cr_log "plugin not installed in /usr/lib/criu: criu runs with --libdir $CR_WORK/plugins"
-    fi
+    # The plugin this build made, in a private plugin directory handed to
+    # every criu run (--libdir replaces CRIU's default directory, so a
+    # possibly older /usr/lib/criu/spm_criu.so is not what gets tested).
+    ln -s "$CR_PLUGIN" "$CR_WORK/plugins/spm_criu.so"
+    CR_CRIU_PLUGIN_ARGS=(--libdir "$CR_WORK/plugins")
+    export SPM_CRIU_PLUGIN_DIR=$CR_WORK/plugins
     cr_log "work directory $CR_WORK, criu $CR_CRIU_VERSION"
 }
 
@@ -137,7 +133,7 @@ cr_start_spmd() {
     local log=$CR_WORK/${1:-spmd}.log
     rm -f "$SPM_SPMD_SOCKET"
     setsid "$CR_SPMD" --state "$CR_SPMD_STATE" --socket "$SPM_SPMD_SOCKET" \
-        --platform "$SPM_PLATFORM" </dev/null >>"$log" 2>&1 &
+        --platform "$SPM_PLATFORM" --me "$CR_ME_IMAGE" </dev/null >>"$log" 2>&1 &
     CR_SPMD_PID=$!
     local i
     for ((i = 0; i < 200; i++)); do
@@ -271,17 +267,8 @@ cr_criu_restore() {
     return $status
 }
 
-# cr_wait_import PID: after a plain criu restore the plugin's import runs as
-# the task resumes (CRIU ignores that hook's result), so ask the process
-# itself until it says live; prints the final status line.
-cr_wait_import() {
-    local pid=$1 reply
-    reply=$("$CR_SPM" status "$pid" 2>&1) || true
-    echo "$reply"
-}
-
-# cr_assert_refused PID WHAT: after a refused restore nothing may run with
-# that state: the PID is gone within 15 s.
+# cr_assert_gone PID WHAT: after a dump, or a refused restore (nothing may
+# run with that state), the PID is gone within 15 s.
 cr_assert_gone() {
     local pid=$1 what=$2
     cr_wait_gone "$pid" 15 || fail "$what: pid $pid still runs ($(tr '\0' ' ' </proc/"$pid"/cmdline 2>/dev/null))"
