@@ -267,6 +267,25 @@ cr_criu_restore() {
     return $status
 }
 
+# cr_control PID REQUEST: one request on the process's control socket
+# (control.h), prints the reply line.
+cr_control() {
+    python3 - "$SPM_RUN_DIR/$1.ctl" "$2" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(30)
+s.connect(sys.argv[1])
+s.sendall(sys.argv[2].encode() + b"\n")
+reply = b""
+while not reply.endswith(b"\n"):
+    data = s.recv(4096)
+    if not data:
+        break
+    reply += data
+print(reply.decode().strip())
+PY
+}
+
 # cr_assert_gone PID WHAT: after a dump, or a refused restore (nothing may
 # run with that state), the PID is gone within 15 s.
 cr_assert_gone() {

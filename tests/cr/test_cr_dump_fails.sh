@@ -61,9 +61,13 @@ cr_expect_reply host "$PID" count '^ok count=2$'
 # The failed dump's images are spent.
 kill -KILL "$PID"
 cr_assert_gone "$PID" "after kill"
+log_lines=$(wc -l <"$CR_WORK/host/err.log")
 status=0
-cr_criu_restore "$CR_WORK/failed" || status=$?
-cr_log "criu restore of the failed dump's images: status $status"
+cr_spm_restore "$CR_WORK/failed" || status=$?
+[ $status -ne 0 ] || fail "spm restore of the spent images of a failed dump succeeded"
 cr_assert_gone "$PID" "restore of the spent images of a failed dump"
-grep -h 'refus\|exit\|75' "$CR_WORK/host/err.log" | tail -n 3 || true
+tail -n +$((log_lines + 1)) "$CR_WORK/host/err.log" >"$CR_WORK/spent.log"
+grep -q 'status 75' "$CR_WORK/spent.log" ||
+    fail "the restored process did not say it exits with status 75: $(<"$CR_WORK/spent.log")"
+cr_log "restore of the failed dump's (spent) images refused (spm restore status $status): $(tail -n 1 "$CR_WORK/spent.log")"
 echo "PASS"

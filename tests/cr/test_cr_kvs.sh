@@ -138,6 +138,12 @@ run_size() {
             cr_assert_gone "$pid" "$label: after criu dump"
             cr_criu_restore "$dir" || fail "$label: criu restore failed"
             t2=$(date +%s%N)
+            # CRIU does not report the enclave's part: ask the process.
+            local state
+            state=$(cr_control "$pid" "status wait_ms=30000") || fail "$label: no control status after criu restore"
+            [[ $state =~ state=live ]] || fail "$label: after criu restore the enclave is not live: $state"
+            [[ $state =~ export_us=([0-9]+)\ import_us=([0-9]+) ]] &&
+                TIMINGS+=("kvs $label criu: enclave export ${BASH_REMATCH[1]} us, import ${BASH_REMATCH[2]} us (control status)")
         fi
         TIMINGS+=("kvs $label $cycle: wall clock checkpoint $(((t1 - t0) / 1000000)) ms, restore $(((t2 - t1) / 1000000)) ms")
         kill -0 "$pid" 2>/dev/null || fail "$label: kvs not running after the $cycle restore"
