@@ -1,0 +1,856 @@
+/* Drives the trusted checkpoint engine of a test enclave through the
+ * runtime ecalls of checkpoint_abi.h, on a simulated platform.
+ *
+ * Without a Migration Enclave (spmd not running): what CKPT_BEGIN captures
+ * (writable image pages, heap to its high-water mark, parked threads),
+ * that the enclave refuses application ecalls while exporting and an ORET
+ * into a frozen thread, that encryption by one or two threads yields every
+ * chunk once and no 16-byte window of any secret, that CKPT_ABORT brings
+ * the enclave back with its state, and that hostile buffers are refused.
+ * With spmd: the whole round trip through libspm's export and import, a
+ * parked thread returning into the restored enclave, and tampered or
+ * malformed images refused while the original still restores.
+ * argv: spmd me-image small-image big-image */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "ckpt_test_abi.h"
+#include "image/image.h"
+#include "platform/sim/sim.h"
+#include "spm/abi/checkpoint_abi.h"
+#include "spm/abi/me_abi.h"
+#include "spm/urts.h"
+#include "urts/checkpoint.h"
+#include "urts/urts_internal.h"
+
+#define PAGE 4096u
+
+static const char *g_spmd_exe, *g_me_image, *g_small, *g_big;
+static char g_dir[256], g_ca[300], g_plat[300], g_state[300], g_sock[300], g_spmd_log[300];
+static pid_t g_spmd_pid;
+
+/* ---- Threads parked in CKPT_TEST_OCALL_PARK ---- */
+
+static pthread_mutex_t g_park_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_park_cond = PTHREAD_COND_INITIALIZER;
+static int g_parked, g_park_released;
+
+static int host_park(void *ctx, const uint8_t *in, size_t in_size, uint8_t *out,
+                     size_t out_capacity, size_t *out_size)
+{
+    (void)ctx;
+    (void)in;
+    (void)in_size;
+    (void)out;
+    (void)out_capacity;
+    *out_size = 0;
+    pthread_mutex_lock(&g_park_lock);
+    g_parked++;
+    pthread_cond_broadcast(&g_park_cond);
+    while (!g_park_released)
+        pthread_cond_wait(&g_park_cond, &g_park_lock);
+    g_parked--;
+    pthread_mutex_unlock(&g_park_lock);
+    return 0;
+}
+
+static const spm_ocall_fn g_ocalls[] = {[CKPT_TEST_OCALL_PARK] = host_park};
+
+struct parker {
+    struct spm_enclave *e;
+    pthread_t thread;
+    int ret;
+};
+
+static void *park_main(void *arg)
+{
+    struct parker *p = arg;
+    size_t n;
+    p->ret = spm_enclave_ecall(p->e, CKPT_TEST_PARK, NULL, 0, NULL, 0, &n, 0);
+    return NULL;
+}
+
+static void park_one(struct parker *p, struct spm_enclave *e)
+{
+    pthread_mutex_lock(&g_park_lock);
+    g_park_released = 0;
+    int before = g_parked;
+    pthread_mutex_unlock(&g_park_lock);
+    p->e = e;
+    p->ret = 1;
+    assert_int_equal(pthread_create(&p->thread, NULL, park_main, p), 0);
+    pthread_mutex_lock(&g_park_lock);
+    while (g_parked == before)
+        pthread_cond_wait(&g_park_cond, &g_park_lock);
+    pthread_mutex_unlock(&g_park_lock);
+}
+
+static int unpark(struct parker *p)
+{
+    pthread_mutex_lock(&g_park_lock);
+    g_park_released = 1;
+    pthread_cond_broadcast(&g_park_cond);
+    pthread_mutex_unlock(&g_park_lock);
+    pthread_join(p->thread, NULL);
+    return p->ret;
+}
+
+/* ---- Calls ---- */
+
+static struct spm_enclave *load(const char *image)
+{
+    struct spm_enclave_options o = {.platform_dir = g_plat, .ocalls = g_ocalls, .ocall_count = 1};
+    struct spm_enclave *e = NULL;
+    assert_int_equal(spm_enclave_load(image, &o, &e), 0);
+    return e;
+}
+
+static int call(struct spm_enclave *e, uint32_t id, const void *in, size_t in_size, void *out,
+                size_t cap, size_t *out_size)
+{
+    size_t ignored;
+    return spm_enclave_ecall(e, id, in, in_size, out, cap, out_size ? out_size : &ignored,
+                             SPM_ECALL_NOWAIT);
+}
+
+static void fill(struct spm_enclave *e, uint64_t seed, uint64_t heap_size)
+{
+    struct ckpt_test_fill f = {seed, heap_size};
+    struct ckpt_test_where w;
+    assert_int_equal(call(e, CKPT_TEST_FILL, &f, sizeof(f), &w, sizeof(w), NULL), 0);
+}
+
+static void check_state(struct spm_enclave *e, uint64_t heap_size)
+{
+    struct ckpt_test_check c;
+    assert_int_equal(call(e, CKPT_TEST_CHECK, NULL, 0, &c, sizeof(c), NULL), 0);
+    assert_int_equal(c.heap_bytes, heap_size);
+    assert_int_equal(c.globals_bytes, CKPT_TEST_GLOBALS_SIZE);
+}
+
+static uint64_t count(struct spm_enclave *e)
+{
+    uint64_t v = 0;
+    assert_int_equal(call(e, CKPT_TEST_COUNT, NULL, 0, &v, sizeof(v), NULL), 0);
+    return v;
+}
+
+static int begin(struct spm_enclave *e, uint64_t chunk_size, struct spm_ckpt_begin_out *out)
+{
+    struct spm_ckpt_begin_in in = {chunk_size};
+    size_t n = 0;
+    int ret = call(e, SPM_RT_ECALL_CKPT_BEGIN, &in, sizeof(in), out, sizeof(*out), &n);
+    if (ret == 0)
+        assert_int_equal(n, sizeof(*out));
+    return ret;
+}
+
+static int rt_simple(struct spm_enclave *e, uint32_t id)
+{
+    return call(e, id, NULL, 0, NULL, 0, NULL);
+}
+
+struct encryptor {
+    struct spm_enclave *e;
+    struct spm_ckpt_buffer buffer;
+    pthread_t thread;
+    int ret;
+    uint32_t chunks;
+};
+
+static void *encrypt_main(void *arg)
+{
+    struct encryptor *w = arg;
+    struct spm_ckpt_work_out out = {0};
+    size_t n = 0;
+    w->ret = spm_enclave_ecall(w->e, SPM_RT_ECALL_CKPT_ENCRYPT, &w->buffer, sizeof(w->buffer), &out,
+                               sizeof(out), &n, 0);
+    if (w->ret == 0 && n != sizeof(out))
+        w->ret = -EPROTO;
+    w->chunks = out.chunks_done;
+    return NULL;
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Runs CKPT_ENCRYPT on `threads` threads at once; returns the chunks done
+ * in total and the wall time. */
+static uint32_t encrypt_with(struct spm_enclave *e, uint8_t *image, uint64_t size, int threads,
+                             uint64_t *ns)
+{
+    struct encryptor w[4];
+    assert_true(threads <= 4);
+    uint64_t start = now_ns();
+    for (int i = 0; i < threads; i++) {
+        w[i] = (struct encryptor){.e = e, .buffer = {(uint64_t)image, size}};
+        assert_int_equal(pthread_create(&w[i].thread, NULL, encrypt_main, &w[i]), 0);
+    }
+    uint32_t total = 0;
+    for (int i = 0; i < threads; i++) {
+        pthread_join(w[i].thread, NULL);
+        assert_int_equal(w[i].ret, 0);
+        total += w[i].chunks;
+    }
+    if (ns)
+        *ns = now_ns() - start;
+    return total;
+}
+
+/* ---- What the engine should capture, from the image and its layout ---- */
+
+struct expected {
+    uint64_t image_rw; /* writable image pages, bytes */
+    uint64_t heap_offset, stack_size, elrange_size, threads_offset, threads_stride;
+    uint32_t tcs_count;
+};
+
+static void expected_for(const char *image, struct expected *x)
+{
+    struct spm_elf_image img;
+    assert_int_equal(spm_elf_load(image, &img), 0);
+    struct spm_layout layout;
+    assert_int_equal(spm_layout_compute(&img, &img.meta.config, &layout), 0);
+    uint64_t last_end = 0;
+    x->image_rw = 0;
+    for (uint32_t i = 0; i < img.segment_count; i++) {
+        const struct spm_elf_segment *s = &img.segments[i];
+        if (!(s->flags & 2 /* PF_W */) || s->memsz == 0)
+            continue;
+        uint64_t lo = s->vaddr / PAGE * PAGE, hi = (s->vaddr + s->memsz + PAGE - 1) / PAGE * PAGE;
+        if (lo < last_end)
+            lo = last_end;
+        if (hi > lo)
+            x->image_rw += hi - lo;
+        last_end = hi;
+    }
+    x->heap_offset = layout.info.heap_offset;
+    x->stack_size = layout.info.stack_size;
+    x->elrange_size = layout.info.elrange_size;
+    x->tcs_count = layout.info.tcs_count;
+    x->threads_offset = layout.info.thread_region_offset;
+    x->threads_stride = layout.info.thread_region_stride;
+    spm_elf_free(&img);
+}
+
+/* ---- Looking for secrets: every 16-byte window of what the enclave holds ---- */
+
+struct window {
+    uint64_t prefix;
+    const uint8_t *at;
+};
+
+struct secrets {
+    uint8_t *bytes[3];
+    uint64_t sizes[3];
+    struct window *windows;
+    size_t count;
+};
+
+static int window_order(const void *a, const void *b)
+{
+    uint64_t x = ((const struct window *)a)->prefix, y = ((const struct window *)b)->prefix;
+    return x < y ? -1 : x > y;
+}
+
+static void secrets_init(struct secrets *s, uint64_t seed, uint64_t heap_size)
+{
+    const uint64_t sizes[3] = {heap_size, CKPT_TEST_GLOBALS_SIZE, CKPT_TEST_STACK_SECRET};
+    s->count = 0;
+    size_t total = 0;
+    for (int i = 0; i < 3; i++) {
+        s->sizes[i] = sizes[i];
+        s->bytes[i] = malloc(sizes[i] + 8);
+        uint64_t x = ckpt_test_stream_start(seed, (uint64_t)i + 1);
+        for (uint64_t o = 0; o < sizes[i]; o += 8) {
+            uint64_t v = ckpt_test_stream_next(&x);
+            memcpy(s->bytes[i] + o, &v, 8);
+        }
+        total += sizes[i];
+    }
+    s->windows = malloc(total * sizeof(*s->windows));
+    for (int i = 0; i < 3; i++)
+        for (uint64_t o = 0; o + 16 <= s->sizes[i]; o++) {
+            memcpy(&s->windows[s->count].prefix, s->bytes[i] + o, 8);
+            s->windows[s->count++].at = s->bytes[i] + o;
+        }
+    qsort(s->windows, s->count, sizeof(*s->windows), window_order);
+}
+
+static void secrets_free(struct secrets *s)
+{
+    for (int i = 0; i < 3; i++)
+        free(s->bytes[i]);
+    free(s->windows);
+}
+
+/* Offsets of `data` where a 16-byte window of a secret starts. */
+static size_t secrets_found(const struct secrets *s, const uint8_t *data, size_t size)
+{
+    size_t hits = 0;
+    for (size_t o = 0; o + 16 <= size; o++) {
+        uint64_t prefix;
+        memcpy(&prefix, data + o, 8);
+        size_t lo = 0, hi = s->count;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (s->windows[mid].prefix < prefix)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        for (; lo < s->count && s->windows[lo].prefix == prefix; lo++)
+            if (memcmp(s->windows[lo].at, data + o, 16) == 0) {
+                hits++;
+                break;
+            }
+    }
+    return hits;
+}
+
+/* ---- Tests without a Migration Enclave ---- */
+
+static void test_begin_captures_image_heap_and_parked_threads(void **state)
+{
+    (void)state;
+    struct expected x;
+    expected_for(g_small, &x);
+    struct spm_enclave *e = load(g_small);
+    fill(e, 11, 300 << 10);
+    uint64_t before = count(e);
+    uint64_t high = 0;
+    assert_int_equal(call(e, CKPT_TEST_HIGH_WATER, NULL, 0, &high, sizeof(high), NULL), 0);
+    uint64_t heap_start = spm_enclave_base(e) + x.heap_offset;
+    assert_true(high >= heap_start + (300 << 10) && high % PAGE == 0);
+    struct parker p;
+    park_one(&p, e);
+
+    const uint64_t chunk = 64 << 10;
+    struct spm_ckpt_begin_out out;
+    assert_int_equal(begin(e, chunk, &out), 0);
+    /* writable image pages, the heap up to its high-water mark, and the
+     * parked thread's stack and thread data page: three runs. */
+    uint64_t payload = x.image_rw + (high - heap_start) + x.stack_size + PAGE;
+    assert_int_equal(out.run_count, 3);
+    assert_int_equal(out.payload_size, payload);
+    assert_int_equal(out.chunk_count, (payload + chunk - 1) / chunk);
+    assert_int_equal(out.image_size, 256 + 16 * 3 + 16 * out.chunk_count + payload);
+
+    /* While exporting: application ecalls, INIT and a second BEGIN are
+     * refused, and END wants every chunk encrypted first. */
+    uint64_t v;
+    assert_int_equal(call(e, CKPT_TEST_COUNT, NULL, 0, &v, sizeof(v), NULL), -EBUSY);
+    assert_int_equal(rt_simple(e, SPM_RT_ECALL_INIT), -EBUSY);
+    struct spm_ckpt_begin_out again;
+    assert_int_equal(begin(e, chunk, &again), -EBUSY);
+    uint8_t *image = calloc(1, out.image_size);
+    struct spm_ckpt_buffer buffer = {(uint64_t)image, out.image_size};
+    assert_int_equal(call(e, SPM_RT_ECALL_CKPT_END, &buffer, sizeof(buffer), NULL, 0, NULL),
+                     -EBUSY);
+    assert_int_equal(encrypt_with(e, image, out.image_size, 1, NULL), out.chunk_count);
+    /* No ME here: END cannot escrow, and the enclave stays frozen. */
+    int end = call(e, SPM_RT_ECALL_CKPT_END, &buffer, sizeof(buffer), NULL, 0, NULL);
+    assert_true(end < 0);
+    assert_int_equal(call(e, CKPT_TEST_COUNT, NULL, 0, &v, sizeof(v), NULL), -EBUSY);
+    /* END never wrote the header: no escrow, no image. */
+    static const uint8_t zero[256];
+    assert_memory_equal(image, zero, sizeof(zero));
+
+    /* ABORT: the enclave runs on with everything it had. */
+    assert_int_equal(rt_simple(e, SPM_RT_ECALL_CKPT_ABORT), 0);
+    assert_int_equal(count(e), before + 1);
+    check_state(e, 300 << 10);
+    /* The parked thread returns into it, its stack intact. */
+    assert_int_equal(unpark(&p), 0);
+    assert_int_equal(rt_simple(e, SPM_RT_ECALL_CKPT_ABORT), 0); /* nothing to abort */
+    free(image);
+    spm_enclave_destroy(e);
+}
+
+static void test_encrypt_one_or_two_threads_every_chunk_once(void **state)
+{
+    (void)state;
+    struct spm_enclave *e = load(g_small);
+    fill(e, 12, 2 << 20);
+    for (int threads = 1; threads <= 2; threads++) {
+        struct spm_ckpt_begin_out out;
+        assert_int_equal(begin(e, 16 << 10, &out), 0);
+        assert_true(out.chunk_count > 100);
+        uint8_t *image = calloc(1, out.image_size);
+        assert_int_equal(encrypt_with(e, image, out.image_size, threads, NULL), out.chunk_count);
+        /* Nothing left: a late worker does nothing. */
+        assert_int_equal(encrypt_with(e, image, out.image_size, 1, NULL), 0);
+        /* Every tag written (a zero tag is 2^-128). */
+        uint64_t tags = 256 + 16 * (uint64_t)out.run_count;
+        static const uint8_t zero[16];
+        for (uint32_t i = 0; i < out.chunk_count; i++)
+            assert_memory_not_equal(image + tags + 16 * i, zero, 16);
+        assert_int_equal(rt_simple(e, SPM_RT_ECALL_CKPT_ABORT), 0);
+        free(image);
+    }
+    check_state(e, 2 << 20);
+    spm_enclave_destroy(e);
+}
+
+static void test_ciphertext_holds_no_secret(void **state)
+{
+    (void)state;
+    const uint64_t seed = 0x5eed, heap = 1 << 20;
+    struct secrets s;
+    secrets_init(&s, seed, heap);
+    struct spm_enclave *e = load(g_small);
+    fill(e, seed, heap);
+    struct parker p;
+    park_one(&p, e);
+    struct spm_ckpt_begin_out out;
+    assert_int_equal(begin(e, 0, &out), 0);
+    uint8_t *image = calloc(1, out.image_size);
+    assert_int_equal(encrypt_with(e, image, out.image_size, 2, NULL), out.chunk_count);
+    assert_int_equal(secrets_found(&s, image, out.image_size), 0);
+    /* The scan can fail: a window of the parked stack's secret planted in
+     * a copy is found. */
+    uint8_t *copy = malloc(out.image_size);
+    memcpy(copy, image, out.image_size);
+    memcpy(copy + out.image_size / 2, s.bytes[2] + 100, 16);
+    assert_int_equal(secrets_found(&s, copy, out.image_size), 1);
+    assert_int_equal(rt_simple(e, SPM_RT_ECALL_CKPT_ABORT), 0);
+    assert_int_equal(unpark(&p), 0);
+    check_state(e, heap);
+    free(copy);
+    free(image);
+    secrets_free(&s);
+    spm_enclave_destroy(e);
+}
+
+static void test_oret_into_frozen_thread_refused(void **state)
+{
+    (void)state;
+    struct spm_enclave *e = load(g_small);
+    fill(e, 13, 4096);
+    struct parker p;
+    park_one(&p, e);
+    struct spm_ckpt_begin_out out;
+    assert_int_equal(begin(e, 0, &out), 0);
+    /* The host lets the parked thread return although the enclave froze it:
+     * refused; its ecall comes back failed and the parked context stays. */
+    assert_int_equal(unpark(&p), -EBUSY);
+    /* The host gave that TCS back to its pool, but the enclave still holds
+     * it frozen: ABORT goes to another one. */
+    int aborted = -1;
+    for (uint32_t t = 0; t < spm_enclave_tcs_count(e) && aborted != 0; t++) {
+        size_t n;
+        aborted = spm_urts_ecall_internal(e, t, SPM_RT_ECALL_CKPT_ABORT, NULL, 0, NULL, 0, &n);
+        assert_true(aborted == 0 || aborted == -EBUSY);
+    }
+    assert_int_equal(aborted, 0);
+    /* Thawed, that thread is parked again with nobody to return it: its
+     * TCS refuses ecalls, every other one works, with the state intact. */
+    int refused = 0;
+    for (uint32_t t = 0; t < spm_enclave_tcs_count(e); t++) {
+        struct ckpt_test_check c;
+        size_t n;
+        int ret = spm_urts_ecall_internal(e, t, CKPT_TEST_CHECK, NULL, 0, &c, sizeof(c), &n);
+        if (ret == -EBUSY)
+            refused++;
+        else
+            assert_int_equal(ret, 0);
+    }
+    assert_int_equal(refused, 1);
+    spm_enclave_destroy(e);
+}
+
+static void test_hostile_arguments_refused(void **state)
+{
+    (void)state;
+    struct spm_enclave *e = load(g_small);
+    fill(e, 14, 8192);
+    uint8_t *inside = (uint8_t *)spm_enclave_base(e) + 0x1000;
+    struct spm_ckpt_begin_in in = {0};
+    struct spm_ckpt_begin_out out;
+    size_t n;
+    /* Nothing to work on before BEGIN; import calls on a live enclave. */
+    struct spm_ckpt_buffer none = {0, 0};
+    struct spm_ckpt_work_out work;
+    assert_int_equal(
+        call(e, SPM_RT_ECALL_CKPT_ENCRYPT, &none, sizeof(none), &work, sizeof(work), &n), -EBUSY);
+    assert_int_equal(call(e, SPM_RT_ECALL_CKPT_END, &none, sizeof(none), NULL, 0, &n), -EBUSY);
+    assert_int_equal(call(e, SPM_RT_ECALL_RESTORE_BEGIN, &none, sizeof(none), &out, 24, &n),
+                     -EBUSY);
+    assert_int_equal(
+        call(e, SPM_RT_ECALL_RESTORE_VERIFY, &none, sizeof(none), &work, sizeof(work), &n), -EBUSY);
+    assert_int_equal(rt_simple(e, SPM_RT_ECALL_RESTORE_END), -EBUSY);
+    assert_int_equal(rt_simple(e, SPM_RT_ECALL_RESTORE_ABORT), -EBUSY);
+    /* BEGIN's input and output. */
+    assert_int_equal(call(e, SPM_RT_ECALL_CKPT_BEGIN, &in, 4, &out, sizeof(out), &n), -EINVAL);
+    assert_int_equal(call(e, SPM_RT_ECALL_CKPT_BEGIN, inside, sizeof(in), &out, sizeof(out), &n),
+                     -EFAULT);
+    assert_int_equal(call(e, SPM_RT_ECALL_CKPT_BEGIN, &in, sizeof(in), inside, sizeof(out), &n),
+                     -EFAULT);
+    assert_int_equal(call(e, SPM_RT_ECALL_CKPT_BEGIN, &in, sizeof(in), &out, 8, &n), -ENOSPC);
+    const uint64_t bad_chunks[] = {1000, 4096 + 512, 2048, 128u << 20, (uint64_t)1 << 63};
+    for (size_t i = 0; i < sizeof(bad_chunks) / sizeof(bad_chunks[0]); i++)
+        assert_int_equal(begin(e, bad_chunks[i], &out), -EINVAL);
+    assert_int_equal(count(e), 1); /* none of them started a checkpoint */
+
+    assert_int_equal(begin(e, 0, &out), 0);
+    uint8_t *image = calloc(1, out.image_size);
+    uint64_t base = spm_enclave_base(e), size = spm_enclave_size(e);
+    const struct spm_ckpt_buffer bad[] = {
+        {(uint64_t)inside, out.image_size},                   /* inside ELRANGE */
+        {base - 0x1000, out.image_size},                      /* runs into it */
+        {base + size - 0x1000, out.image_size},               /* starts inside */
+        {(uint64_t)image, out.image_size - 1},                /* too small */
+        {0xfffffffffffff000ull, 0x2000},                      /* wraps around */
+        {(uint64_t)image, UINT64_MAX - (uint64_t)image + 16}, /* wraps, large */
+        {0, out.image_size},                                  /* NULL */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(
+            call(e, SPM_RT_ECALL_CKPT_ENCRYPT, &bad[i], sizeof(bad[i]), &work, sizeof(work), &n),
+            -EFAULT);
+        assert_int_equal(call(e, SPM_RT_ECALL_CKPT_END, &bad[i], sizeof(bad[i]), NULL, 0, &n),
+                         -EBUSY); /* chunks not encrypted yet comes first */
+    }
+    struct spm_ckpt_buffer good = {(uint64_t)image, out.image_size};
+    assert_int_equal(
+        call(e, SPM_RT_ECALL_CKPT_ENCRYPT, &good, sizeof(good), inside, sizeof(work), &n), -EFAULT);
+    assert_int_equal(call(e, SPM_RT_ECALL_CKPT_ENCRYPT, &good, 8, &work, sizeof(work), &n),
+                     -EINVAL);
+    assert_int_equal(encrypt_with(e, image, out.image_size, 1, NULL), out.chunk_count);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(call(e, SPM_RT_ECALL_CKPT_END, &bad[i], sizeof(bad[i]), NULL, 0, &n),
+                         -EFAULT);
+    assert_int_equal(rt_simple(e, SPM_RT_ECALL_CKPT_ABORT), 0);
+    assert_int_equal(count(e), 2);
+    check_state(e, 8192);
+    free(image);
+    spm_enclave_destroy(e);
+}
+
+/* Encryption speed over 64 MiB of heap, one and two threads (printed, and
+ * held to a floor far below what AES-NI does, to catch a broken path). */
+static void test_encryption_speed_64_mib(void **state)
+{
+    (void)state;
+    struct spm_enclave *e = load(g_big);
+    fill(e, 15, 64 << 20);
+    double rate[3] = {0};
+    for (int threads = 1; threads <= 2; threads++) {
+        uint64_t best = UINT64_MAX;
+        for (int round = 0; round < 3; round++) {
+            struct spm_ckpt_begin_out out;
+            assert_int_equal(begin(e, 0, &out), 0);
+            uint8_t *image = malloc(out.image_size);
+            memset(image, 0, out.image_size); /* fault the pages in before timing */
+            uint64_t ns;
+            assert_int_equal(encrypt_with(e, image, out.image_size, threads, &ns), out.chunk_count);
+            if (ns < best)
+                best = ns;
+            assert_int_equal(rt_simple(e, SPM_RT_ECALL_CKPT_ABORT), 0);
+            rate[threads] = (double)out.payload_size / (double)best;
+            free(image);
+        }
+        printf("# CKPT_ENCRYPT, 64 MiB heap, %d thread%s: %.2f GB/s\n", threads,
+               threads > 1 ? "s" : "", rate[threads]);
+    }
+    assert_true(rate[1] > 0.3);
+    check_state(e, 64 << 20);
+    spm_enclave_destroy(e);
+}
+
+/* ---- With spmd: the whole round trip through libspm ---- */
+
+static int spmd_start(void)
+{
+    int out[2];
+    if (pipe(out) < 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        dup2(out[1], 1);
+        int log = open(g_spmd_log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (log >= 0)
+            dup2(log, 2);
+        close(out[0]);
+        const char *argv[] = {g_spmd_exe, "--platform", g_plat, "--state",  g_state,
+                              "--socket", g_sock,       "--me", g_me_image, NULL};
+        execv(g_spmd_exe, (char *const *)argv);
+        _exit(127);
+    }
+    close(out[1]);
+    char line[512];
+    size_t n = 0;
+    struct pollfd p = {.fd = out[0], .events = POLLIN};
+    while (n < sizeof(line) - 1 && poll(&p, 1, 20000) > 0) {
+        ssize_t got = read(out[0], line + n, 1);
+        if (got <= 0 || line[n++] == '\n')
+            break;
+    }
+    line[n] = 0;
+    close(out[0]);
+    if (!strstr(line, "spmd: ready on")) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        return -1;
+    }
+    g_spmd_pid = pid;
+    return 0;
+}
+
+static int spmd_group_setup(void **state)
+{
+    (void)state;
+    setenv(SPM_SPMD_SOCKET_ENV, g_sock, 1);
+    return spmd_start();
+}
+
+static int spmd_group_teardown(void **state)
+{
+    (void)state;
+    if (g_spmd_pid > 0) {
+        kill(g_spmd_pid, SIGTERM);
+        waitpid(g_spmd_pid, NULL, 0);
+        g_spmd_pid = 0;
+    }
+    return 0;
+}
+
+static const struct spm_ckpt_header *image_header(struct spm_enclave *e)
+{
+    assert_non_null(e->image);
+    return (const struct spm_ckpt_header *)e->image;
+}
+
+static void test_round_trip_parked_thread_returns(void **state)
+{
+    (void)state;
+    const uint64_t seed = 0xc0ffee, heap = 1 << 20;
+    struct secrets s;
+    secrets_init(&s, seed, heap);
+    struct spm_enclave *e = load(g_small);
+    fill(e, seed, heap);
+    uint64_t before = count(e);
+    struct parker p;
+    park_one(&p, e);
+    uint8_t mrenclave[32];
+    spm_enclave_mrenclave(e, mrenclave);
+
+    struct spm_ckpt_options o = {.chunk_size = 64 << 10};
+    struct spm_ckpt_stats stats;
+    assert_int_equal(spm_enclave_checkpoint(e, &o, &stats), 0);
+    const struct spm_ckpt_header *h = image_header(e);
+    assert_int_equal(h->magic, SPM_CKPT_MAGIC);
+    assert_int_equal(h->version, SPM_CKPT_VERSION);
+    assert_memory_equal(h->mr_enclave, mrenclave, 32);
+    assert_int_equal(h->elrange_base, spm_enclave_base(e));
+    assert_int_equal(h->run_count, 3);
+    assert_int_equal(h->generation, 1);
+    assert_int_equal(h->image_size, e->image_size);
+    const struct spm_ckpt_run *runs = (const struct spm_ckpt_run *)(h + 1);
+    for (uint32_t i = 1; i < h->run_count; i++)
+        assert_true(runs[i].offset > runs[i - 1].offset + runs[i - 1].size);
+    assert_int_equal(secrets_found(&s, e->image, e->image_size), 0);
+
+    /* Import: the parked thread comes back into the rebuilt enclave. */
+    bool permanent = true;
+    assert_int_equal(spm_enclave_restore(e, &o, &stats, &permanent), 0);
+    assert_int_equal(unpark(&p), 0);
+    check_state(e, heap);
+    assert_int_equal(count(e), before + 1);
+
+    /* A second checkpoint continues the lineage. */
+    assert_int_equal(spm_enclave_checkpoint(e, &o, &stats), 0);
+    assert_int_equal(image_header(e)->generation, 2);
+    assert_int_equal(spm_enclave_restore(e, &o, &stats, &permanent), 0);
+    check_state(e, heap);
+    assert_int_equal(count(e), before + 2);
+    secrets_free(&s);
+    spm_enclave_destroy(e);
+}
+
+/* Flips one byte of the exported image at `offset`, restores (which must
+ * fail with `want`, for good), and flips it back. */
+static void restore_refused(struct spm_enclave *e, size_t offset, uint8_t mask, int want)
+{
+    struct spm_ckpt_options o = {0};
+    struct spm_ckpt_stats stats;
+    bool permanent = false;
+    e->image[offset] ^= mask;
+    int ret = spm_enclave_restore(e, &o, &stats, &permanent);
+    e->image[offset] ^= mask;
+    if (ret != want)
+        fprintf(stderr, "image byte %zu ^ %#x: restore returned %d, want %d\n", offset, mask, ret,
+                want);
+    assert_int_equal(ret, want);
+    assert_true(permanent);
+}
+
+static void test_tampered_or_malformed_image_refused_original_restores(void **state)
+{
+    (void)state;
+    struct spm_enclave *e = load(g_small);
+    fill(e, 16, 256 << 10);
+    struct parker p;
+    park_one(&p, e);
+    struct spm_ckpt_options o = {.chunk_size = 16 << 10};
+    struct spm_ckpt_stats stats;
+    assert_int_equal(spm_enclave_checkpoint(e, &o, &stats), 0);
+    struct spm_ckpt_header h = *image_header(e);
+    size_t tags = h.header_size, payload = tags + 16 * (size_t)h.chunk_count;
+
+    /* Altered ciphertext (first, middle, last chunk) and tags. */
+    restore_refused(e, payload, 0x01, -EBADMSG);
+    restore_refused(e, payload + (h.chunk_count / 2) * h.chunk_size + 77, 0x80, -EBADMSG);
+    restore_refused(e, e->image_size - 1, 0x10, -EBADMSG);
+    restore_refused(e, tags + 16 * (h.chunk_count - 1), 0x04, -EBADMSG);
+    /* Two chunks swapped. */
+    uint8_t *a = e->image + payload, *b = e->image + payload + h.chunk_size;
+    uint8_t *tmp = malloc(h.chunk_size);
+    memcpy(tmp, a, h.chunk_size);
+    memcpy(a, b, h.chunk_size);
+    memcpy(b, tmp, h.chunk_size);
+    bool permanent = false;
+    assert_int_equal(spm_enclave_restore(e, &o, &stats, &permanent), -EBADMSG);
+    memcpy(b, a, h.chunk_size);
+    memcpy(a, tmp, h.chunk_size);
+    free(tmp);
+
+    /* Header fields the enclave checks itself, before asking the ME. */
+    restore_refused(e, offsetof(struct spm_ckpt_header, magic), 0x01, -EINVAL);
+    restore_refused(e, offsetof(struct spm_ckpt_header, version), 0x02, -EINVAL);
+    restore_refused(e, offsetof(struct spm_ckpt_header, reserved) + 63, 0x01, -EINVAL);
+    restore_refused(e, offsetof(struct spm_ckpt_header, reserved0), 0x01, -EINVAL);
+    restore_refused(e, offsetof(struct spm_ckpt_header, elrange_base) + 3, 0x01, -EINVAL);
+    restore_refused(e, offsetof(struct spm_ckpt_header, chunk_count), 0x01, -EINVAL);
+    restore_refused(e, offsetof(struct spm_ckpt_header, payload_size) + 1, 0x10, -EINVAL);
+    restore_refused(e, offsetof(struct spm_ckpt_header, run_count), 0x01, -EINVAL);
+    restore_refused(e, offsetof(struct spm_ckpt_header, chunk_size) + 1, 0x01, -EINVAL);
+    restore_refused(e, offsetof(struct spm_ckpt_header, tcs_count), 0x01, -EINVAL);
+    restore_refused(e, offsetof(struct spm_ckpt_header, mr_enclave) + 5, 0x01, -EKEYREJECTED);
+    restore_refused(e, offsetof(struct spm_ckpt_header, mr_signer), 0x01, -EKEYREJECTED);
+    restore_refused(e, offsetof(struct spm_ckpt_header, isv_svn), 0x01, -EKEYREJECTED);
+    restore_refused(e, offsetof(struct spm_ckpt_header, attributes_flags), 0x02, -EKEYREJECTED);
+    /* A run moved onto code (offset 0x1000) or onto the incarnation
+     * pages (just below the heap), or made to overlap its neighbour. */
+    struct spm_ckpt_run *runs = (struct spm_ckpt_run *)(e->image + sizeof(h));
+    struct spm_ckpt_run saved = runs[0];
+    runs[0].offset = 0x1000;
+    assert_int_equal(spm_enclave_restore(e, &o, &stats, &permanent), -EINVAL);
+    runs[0] = saved;
+    saved = runs[1];
+    runs[1].offset -= 2 * PAGE;
+    runs[1].size += 2 * PAGE;
+    assert_int_equal(spm_enclave_restore(e, &o, &stats, &permanent), -EINVAL);
+    runs[1] = saved;
+    /* The parked thread's run moved to another thread's region: well
+     * formed, but not what was escrowed (the digest differs), so the ME
+     * keeps the key. On the TCS the import runs on it is refused earlier. */
+    struct expected x;
+    expected_for(g_small, &x);
+    saved = runs[2];
+    int digest_refusals = 0;
+    for (uint32_t t = 0; t < x.tcs_count; t++) {
+        uint64_t stack = x.threads_offset + t * x.threads_stride + PAGE;
+        if (stack == saved.offset)
+            continue;
+        runs[2].offset = stack;
+        int ret = spm_enclave_restore(e, &o, &stats, &permanent);
+        assert_true(ret == -EBADMSG || ret == -EBUSY);
+        digest_refusals += ret == -EBADMSG;
+    }
+    runs[2] = saved;
+    assert_true(digest_refusals >= 1);
+    /* Which checkpoint it is: only the ME can tell. */
+    restore_refused(e, offsetof(struct spm_ckpt_header, lineage_id), 0x01, -ENOENT);
+    restore_refused(e, offsetof(struct spm_ckpt_header, checkpoint_id), 0x01, -ENOENT);
+    restore_refused(e, offsetof(struct spm_ckpt_header, generation), 0x01, -ESTALE);
+
+    /* After all that, the untouched image restores, once. */
+    assert_int_equal(spm_enclave_restore(e, &o, &stats, &permanent), 0);
+    assert_int_equal(unpark(&p), 0);
+    check_state(e, 256 << 10);
+    spm_enclave_destroy(e);
+}
+
+/* ---- Setup ---- */
+
+static int setup_platform(void **state)
+{
+    (void)state;
+    snprintf(g_dir, sizeof(g_dir), "/tmp/spm-test-ckpt-XXXXXX");
+    if (!mkdtemp(g_dir))
+        return -1;
+    snprintf(g_ca, sizeof(g_ca), "%s/ca", g_dir);
+    snprintf(g_plat, sizeof(g_plat), "%s/platform", g_dir);
+    snprintf(g_state, sizeof(g_state), "%s/spmd-state", g_dir);
+    snprintf(g_sock, sizeof(g_sock), "%s/spmd.sock", g_dir);
+    snprintf(g_spmd_log, sizeof(g_spmd_log), "%s/spmd.log", g_dir);
+    /* No ME unless a test group starts one. */
+    char none[320];
+    snprintf(none, sizeof(none), "%s/no-spmd.sock", g_dir);
+    setenv(SPM_SPMD_SOCKET_ENV, none, 1);
+    if (spm_sim_ca_init(g_ca, "ckpt test CA") || spm_sim_platform_init(g_plat, g_ca))
+        return -1;
+    return 0;
+}
+
+static int teardown_platform(void **state)
+{
+    (void)state;
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 5) {
+        fprintf(stderr, "usage: %s spmd me-image small-image big-image\n", argv[0]);
+        return 2;
+    }
+    g_spmd_exe = argv[1];
+    g_me_image = argv[2];
+    g_small = argv[3];
+    g_big = argv[4];
+    if (setup_platform(NULL) < 0) {
+        fprintf(stderr, "cannot create the test platform in /tmp\n");
+        return 1;
+    }
+    const struct CMUnitTest without_me[] = {
+        cmocka_unit_test(test_begin_captures_image_heap_and_parked_threads),
+        cmocka_unit_test(test_encrypt_one_or_two_threads_every_chunk_once),
+        cmocka_unit_test(test_ciphertext_holds_no_secret),
+        cmocka_unit_test(test_oret_into_frozen_thread_refused),
+        cmocka_unit_test(test_hostile_arguments_refused),
+        cmocka_unit_test(test_encryption_speed_64_mib),
+    };
+    const struct CMUnitTest with_me[] = {
+        cmocka_unit_test(test_round_trip_parked_thread_returns),
+        cmocka_unit_test(test_tampered_or_malformed_image_refused_original_restores),
+    };
+    int failed = cmocka_run_group_tests_name("without a Migration Enclave", without_me, NULL, NULL);
+    failed +=
+        cmocka_run_group_tests_name("with spmd", with_me, spmd_group_setup, spmd_group_teardown);
+    teardown_platform(NULL);
+    return failed ? 1 : 0;
+}
