@@ -792,6 +792,26 @@ static void test_tampered_or_malformed_image_refused_original_restores(void **st
     spm_enclave_destroy(e);
 }
 
+/* Export and import of 64 MiB of heap through libspm, with as many worker
+ * threads as it picks (printed: the whole of each, ME round trips included). */
+static void test_round_trip_speed_64_mib(void **state)
+{
+    (void)state;
+    struct spm_enclave *e = load(g_big);
+    fill(e, 17, 64 << 20);
+    struct spm_ckpt_options o = {0};
+    struct spm_ckpt_stats out, in;
+    bool permanent;
+    assert_int_equal(spm_enclave_checkpoint(e, &o, &out), 0);
+    assert_int_equal(spm_enclave_restore(e, &o, &in, &permanent), 0);
+    printf("# 64 MiB heap: export %.1f ms (%.2f GB/s, %u threads), import %.1f ms (%.2f GB/s, %u "
+           "threads)\n",
+           out.usec / 1e3, out.bytes / (out.usec * 1e3), out.threads, in.usec / 1e3,
+           in.bytes / (in.usec * 1e3), in.threads);
+    check_state(e, 64 << 20);
+    spm_enclave_destroy(e);
+}
+
 /* ---- Setup ---- */
 
 static int setup_platform(void **state)
@@ -847,6 +867,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest with_me[] = {
         cmocka_unit_test(test_round_trip_parked_thread_returns),
         cmocka_unit_test(test_tampered_or_malformed_image_refused_original_restores),
+        cmocka_unit_test(test_round_trip_speed_64_mib),
     };
     int failed = cmocka_run_group_tests_name("without a Migration Enclave", without_me, NULL, NULL);
     failed +=
