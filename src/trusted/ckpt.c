@@ -702,6 +702,7 @@ static int ckpt_end(uint64_t args_address)
     me_disconnect();
     wipe_key(c);
     struct trts_incarnation *inc = trts_incarnation();
+    inc->drbg_ready = 0;
     spm_wipe(inc->drbg, sizeof(inc->drbg));
     /* EXPORTED before the wipe: entry.S refuses every thread from now on,
      * and this one must not touch data pages once they are gone. */
