@@ -49,10 +49,12 @@ static pthread_mutex_t g_park_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t g_park_cond = PTHREAD_COND_INITIALIZER;
 static int g_parked, g_park_released;
 
+/* ocall_ctx of an enclave whose parked threads must never return. */
+static int g_park_forever;
+
 static int host_park(void *ctx, const uint8_t *in, size_t in_size, uint8_t *out,
                      size_t out_capacity, size_t *out_size)
 {
-    (void)ctx;
     (void)in;
     (void)in_size;
     (void)out;
@@ -61,7 +63,7 @@ static int host_park(void *ctx, const uint8_t *in, size_t in_size, uint8_t *out,
     pthread_mutex_lock(&g_park_lock);
     g_parked++;
     pthread_cond_broadcast(&g_park_cond);
-    while (!g_park_released)
+    while (!g_park_released || ctx == &g_park_forever)
         pthread_cond_wait(&g_park_cond, &g_park_lock);
     g_parked--;
     pthread_mutex_unlock(&g_park_lock);
@@ -111,12 +113,18 @@ static int unpark(struct parker *p)
 
 /* ---- Calls ---- */
 
-static struct spm_enclave *load(const char *image)
+static struct spm_enclave *load_with(const char *image, void *ocall_ctx)
 {
-    struct spm_enclave_options o = {.platform_dir = g_plat, .ocalls = g_ocalls, .ocall_count = 1};
+    struct spm_enclave_options o = {
+        .platform_dir = g_plat, .ocalls = g_ocalls, .ocall_count = 1, .ocall_ctx = ocall_ctx};
     struct spm_enclave *e = NULL;
     assert_int_equal(spm_enclave_load(image, &o, &e), 0);
     return e;
+}
+
+static struct spm_enclave *load(const char *image)
+{
+    return load_with(image, NULL);
 }
 
 static int call(struct spm_enclave *e, uint32_t id, const void *in, size_t in_size, void *out,
@@ -688,6 +696,56 @@ static void test_round_trip_parked_thread_returns(void **state)
     spm_enclave_destroy(e);
 }
 
+/* CKPT_END through the runtime ecalls: the header lands in the buffer, the
+ * captured pages are wiped (the simulated ELRANGE is readable here), and
+ * the enclave refuses everything from then on. */
+static void test_end_wipes_and_shuts_down(void **state)
+{
+    (void)state;
+    const uint64_t seed = 0xe4d, heap = 512 << 10;
+    struct secrets s;
+    secrets_init(&s, seed, heap);
+    struct spm_enclave *e = load_with(g_small, &g_park_forever);
+    struct ckpt_test_fill f = {seed, heap};
+    struct ckpt_test_where where;
+    assert_int_equal(call(e, CKPT_TEST_FILL, &f, sizeof(f), &where, sizeof(where), NULL), 0);
+    struct parker p;
+    park_one(&p, e);
+    struct spm_ckpt_begin_out out;
+    assert_int_equal(begin(e, 0, &out), 0);
+    uint8_t *image = calloc(1, out.image_size);
+    assert_int_equal(encrypt_with(e, image, out.image_size, 2, NULL), out.chunk_count);
+    struct spm_ckpt_buffer buffer = {(uint64_t)image, out.image_size};
+    assert_int_equal(call(e, SPM_RT_ECALL_CKPT_END, &buffer, sizeof(buffer), NULL, 0, NULL), 0);
+    const struct spm_ckpt_header *h = (const struct spm_ckpt_header *)image;
+    assert_int_equal(h->magic, SPM_CKPT_MAGIC);
+    assert_int_equal(h->image_size, out.image_size);
+    assert_int_equal(h->run_count, out.run_count);
+    assert_int_equal(h->chunk_count, out.chunk_count);
+    assert_int_equal(secrets_found(&s, image, out.image_size), 0);
+    /* Nothing is left in what was captured (heap, .bss, the parked stack). */
+    uint8_t *base = (uint8_t *)spm_enclave_base(e);
+    assert_true(where.heap >= (uint64_t)base && where.globals >= (uint64_t)base);
+    const struct spm_ckpt_run *runs = (const struct spm_ckpt_run *)(h + 1);
+    for (uint32_t i = 0; i < h->run_count; i++)
+        for (uint64_t o = 0; o < runs[i].size; o++)
+            if (base[runs[i].offset + o]) {
+                fprintf(stderr, "byte %#lx of run %u not wiped\n", (unsigned long)o, i);
+                fail();
+            }
+    /* Every ecall, runtime or application, is refused. */
+    uint64_t v;
+    assert_int_equal(call(e, CKPT_TEST_COUNT, NULL, 0, &v, sizeof(v), NULL), -ESHUTDOWN);
+    assert_int_equal(rt_simple(e, SPM_RT_ECALL_INIT), -ESHUTDOWN);
+    assert_int_equal(rt_simple(e, SPM_RT_ECALL_CKPT_ABORT), -ESHUTDOWN);
+    assert_int_equal(begin(e, 0, &out), -ESHUTDOWN);
+    /* The real host holds a parked thread at its gate until the enclave
+     * is rebuilt; this one stays parked for good, with its enclave. */
+    pthread_detach(p.thread);
+    free(image);
+    secrets_free(&s);
+}
+
 /* Flips one byte of the exported image at `offset`, restores (which must
  * fail with `want`, for good), and flips it back. */
 static void restore_refused(struct spm_enclave *e, size_t offset, uint8_t mask, int want)
@@ -866,6 +924,7 @@ int main(int argc, char **argv)
     };
     const struct CMUnitTest with_me[] = {
         cmocka_unit_test(test_round_trip_parked_thread_returns),
+        cmocka_unit_test(test_end_wipes_and_shuts_down),
         cmocka_unit_test(test_tampered_or_malformed_image_refused_original_restores),
         cmocka_unit_test(test_round_trip_speed_64_mib),
     };
