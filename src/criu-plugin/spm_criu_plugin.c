@@ -36,6 +36,7 @@
 extern void print_on_level(unsigned int loglevel, const char *format, ...)
     __attribute__((format(printf, 2, 3)));
 extern int add_inventory_plugin(const char *name);
+extern bool check_and_remove_inventory_plugin(const char *name, size_t n);
 #define SPM_LOG_ERROR 1u
 #define SPM_LOG_WARN  2u
 #define SPM_LOG_INFO  3u
@@ -222,6 +223,15 @@ static int spm_init(int stage)
     g_exported_count = 0;
     g_resumed_count = 0;
     pr_spm(SPM_LOG_INFO, "plugin loaded (stage %d)", stage);
+    if (stage == CR_PLUGIN_STAGE__RESTORE) {
+        /* Tells CRIU that the plugin the dump required is here (it refuses
+         * the restore otherwise). Without an entry, nothing in this dump was
+         * exported; the hooks still look for export records. */
+        bool required =
+            check_and_remove_inventory_plugin(CR_PLUGIN_DESC.name, strlen(CR_PLUGIN_DESC.name));
+        pr_spm(SPM_LOG_INFO, "this dump %s the spm plugin",
+               required ? "requires" : "does not need");
+    }
     return 0;
 }
 
