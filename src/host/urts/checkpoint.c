@@ -248,6 +248,7 @@ int spm_urts_export(struct spm_enclave *e, const struct spm_ckpt_options *o,
     size_t out_size = 0;
     unsigned workers = worker_count(o, idle_count);
     const char *step = "CKPT_BEGIN";
+    uint64_t t_drained = now_us(), t_begun = 0, t_encrypted = 0;
     ret = spm_urts_ecall_internal(e, idle[0], SPM_RT_ECALL_CKPT_BEGIN, &begin_in, sizeof(begin_in),
                                   &begin_out, sizeof(begin_out), &out_size);
     if (ret == 0 && out_size != sizeof(begin_out))
@@ -288,12 +289,14 @@ int spm_urts_export(struct spm_enclave *e, const struct spm_ckpt_options *o,
     }
     struct spm_ckpt_buffer buffer = {(uint64_t)image, image_size};
     uint32_t chunks = 0;
+    t_begun = now_us();
     step = "CKPT_ENCRYPT";
     ret = run_parallel(e, idle, workers, SPM_RT_ECALL_CKPT_ENCRYPT, &buffer, &chunks);
     if (ret == 0 && chunks != begin_out.chunk_count)
         ret = -EPROTO;
     if (ret < 0)
         goto abort;
+    t_encrypted = now_us();
     step = "CKPT_END";
     size_t ignored;
     ret = spm_urts_ecall_internal(e, idle[0], SPM_RT_ECALL_CKPT_END, &buffer, sizeof(buffer), NULL,
@@ -321,9 +324,13 @@ int spm_urts_export(struct spm_enclave *e, const struct spm_ckpt_options *o,
     pthread_mutex_unlock(&e->lock);
     free(idle);
     spm_urts_state_changed();
-    spm_info("exported the enclave at %#llx: %zu bytes, %u chunks, %u threads, %llu us",
-             (unsigned long long)e->base, image_size, chunks, workers,
-             (unsigned long long)stats->usec);
+    spm_info(
+        "exported the enclave at %#llx: %zu bytes, %u chunks, %u threads, %llu us (drain %llu, "
+        "begin %llu, encrypt %llu, end+teardown %llu)",
+        (unsigned long long)e->base, image_size, chunks, workers, (unsigned long long)stats->usec,
+        (unsigned long long)(t_drained - start), (unsigned long long)(t_begun - t_drained),
+        (unsigned long long)(t_encrypted - t_begun),
+        (unsigned long long)(start + stats->usec - t_encrypted));
     return 0;
 
 abort:;
@@ -349,6 +356,27 @@ abort:;
     free(idle);
     spm_urts_state_changed();
     return ret;
+}
+
+/* What a permanent refusal means, for the operator. */
+static const char *refusal_reason(int err)
+{
+    switch (err) {
+    case -EALREADY:
+        return "this checkpoint was already resumed once";
+    case -ESTALE:
+        return "a newer checkpoint of this enclave exists";
+    case -ENOENT:
+        return "the Migration Enclave holds no key for this checkpoint";
+    case -EKEYREJECTED:
+        return "the checkpoint belongs to another enclave";
+    case -EBADMSG:
+        return "the checkpoint image was altered";
+    case -EINVAL:
+        return "the checkpoint image is malformed";
+    default:
+        return "refused";
+    }
 }
 
 /* The enclave's refusals that no retry can change. */
@@ -440,6 +468,7 @@ int spm_urts_import(struct spm_enclave *e, const struct spm_ckpt_options *o,
     step = "rebuilding ELRANGE at the recorded base";
     if ((ret = spm_urts_build(e, e->base, true)) < 0)
         goto fail;
+    uint64_t t_built = now_us(), t_begun = 0, t_verified = 0, t_decrypted = 0;
     step = "RESTORE_BEGIN";
     struct spm_restore_begin_out begin_out;
     size_t out_size = 0;
@@ -452,6 +481,7 @@ int spm_urts_import(struct spm_enclave *e, const struct spm_ckpt_options *o,
         goto fail;
     }
     begun = true;
+    t_begun = now_us();
     step = "RESTORE_VERIFY";
     ret = run_parallel(e, idle, workers, SPM_RT_ECALL_RESTORE_VERIFY, &buffer, &chunks);
     if (ret == 0 && chunks != begin_out.chunk_count)
@@ -460,6 +490,7 @@ int spm_urts_import(struct spm_enclave *e, const struct spm_ckpt_options *o,
         *permanent = is_permanent(ret);
         goto fail;
     }
+    t_verified = now_us();
     step = "RESTORE_DECRYPT";
     ret = run_parallel(e, idle, workers, SPM_RT_ECALL_RESTORE_DECRYPT, &buffer, &chunks);
     if (ret == 0 && chunks != begin_out.chunk_count)
@@ -468,6 +499,7 @@ int spm_urts_import(struct spm_enclave *e, const struct spm_ckpt_options *o,
         *permanent = is_permanent(ret);
         goto fail;
     }
+    t_decrypted = now_us();
     step = "RESTORE_END";
     /* COMMIT with the ME: if spmd is unreachable the enclave keeps its
      * state and its lease, and the same call can simply be repeated. */
@@ -502,9 +534,13 @@ int spm_urts_import(struct spm_enclave *e, const struct spm_ckpt_options *o,
     pthread_mutex_unlock(&e->lock);
     free(idle);
     spm_urts_state_changed();
-    spm_info("imported the enclave at %#llx: %llu bytes, %u chunks, %u threads, %llu us",
+    spm_info("imported the enclave at %#llx: %llu bytes, %u chunks, %u threads, %llu us (rebuild "
+             "%llu, begin %llu, verify %llu, decrypt %llu, end %llu)",
              (unsigned long long)e->base, (unsigned long long)stats->bytes, chunks, workers,
-             (unsigned long long)stats->usec);
+             (unsigned long long)stats->usec, (unsigned long long)(t_built - start),
+             (unsigned long long)(t_begun - t_built), (unsigned long long)(t_verified - t_begun),
+             (unsigned long long)(t_decrypted - t_verified),
+             (unsigned long long)(start + stats->usec - t_decrypted));
     return 0;
 
 fail:
@@ -530,10 +566,17 @@ fail:
     }
     pthread_mutex_lock(&e->lock);
     e->state = SPM_ENCLAVE_EXPORTED;
-    set_error_locked(e, ret, "restore of the enclave at %#llx failed at %s: %s; %s",
-                     (unsigned long long)e->base, step, strerror(-ret),
-                     *permanent ? "the enclave refuses this checkpoint for good"
-                                : "the image is kept, retry with 'resume'");
+    if (*permanent)
+        set_error_locked(e, ret,
+                         "restore of the enclave at %#llx refused at %s: %s (%s); the enclave "
+                         "refuses this checkpoint for good, the images stay untouched",
+                         (unsigned long long)e->base, step, refusal_reason(ret), strerror(-ret));
+    else
+        set_error_locked(e, ret,
+                         "restore of the enclave at %#llx failed at %s: %s; the image is kept, "
+                         "retry with 'resume' (is spmd running?)",
+                         (unsigned long long)e->base, step, strerror(-ret));
+
     pthread_mutex_unlock(&e->lock);
     free(idle);
     spm_urts_state_changed();

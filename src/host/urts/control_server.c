@@ -158,11 +158,10 @@ static void handle_resume(char *reply, size_t size)
         if (r < 0 && permanent) {
             /* Nothing may run with a state the enclave refuses for good; the
              * images stay untouched, so a correct restore is still possible. */
-            pthread_mutex_lock(&e->lock);
             fprintf(stderr,
-                    "spm: %s. This process exits with status %d: nothing runs with that state.\n",
-                    e->last_error, SPM_CONTROL_EXIT_REFUSED);
-            pthread_mutex_unlock(&e->lock);
+                    "spm: this process exits with status %d: nothing may run with a "
+                    "state its enclave refuses\n",
+                    SPM_CONTROL_EXIT_REFUSED);
             if (g_control.path[0])
                 unlink(g_control.path);
             _exit(SPM_CONTROL_EXIT_REFUSED);
