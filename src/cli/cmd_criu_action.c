@@ -32,12 +32,22 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: criu ... --action-script \"spm criu-action\"\n\n"
+            "usage: criu dump|restore ... --action-script \"spm criu-action\"\n\n"
             "CRIU action script that exports the enclaves of the dumped tree's root\n"
             "process at pre-dump and imports them again at post-restore, for CRIU callers\n"
             "that cannot load the spm plugin (%s, the preferred way). Reads\n"
             "CRTOOLS_SCRIPT_ACTION, CRTOOLS_INIT_PID and CRTOOLS_IMAGE_DIR from CRIU.\n"
-            "Honours %s and %s like the plugin.\n",
+            "Honours %s and %s like the plugin.\n\n"
+            "  pre-dump        export (a refusal exits 1: CRIU aborts, the process runs on)\n"
+            "  post-dump       queue 'resume' (effective only with --leave-running)\n"
+            "  network-unlock  queue 'resume' (a failed dump, but only in a private netns)\n"
+            "  post-restore    queue 'resume' (the import runs as the process resumes)\n"
+            "  post-resume     wait for the import and report it (exit code ignored)\n\n"
+            "Limits compared with the plugin: only the tree's root process is handled;\n"
+            "when a dump fails in the host's network namespace no action runs afterwards,\n"
+            "so the process stays exported (its ecalls wait) until 'resume' is sent to its\n"
+            "control socket (spm checkpoint does that); the dump does not record that it\n"
+            "needs SPM, so a restore without this script leaves the enclave exported.\n",
             SPM_CLI_PLUGIN_NAME, SPM_CONTROL_TIMEOUT_ENV, SPM_CONTROL_THREADS_ENV);
 }
 
