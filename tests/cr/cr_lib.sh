@@ -119,12 +119,22 @@ cr_setup() {
     export SPM_SPMD_SOCKET=$CR_WORK/spmd.sock
     CR_SPMD_STATE=$CR_WORK/spmd-state
     mkdir -p "$CR_SPMD_STATE"
-    # The plugin this build made, in a private plugin directory handed to
-    # every criu run (--libdir replaces CRIU's default directory, so a
-    # possibly older /usr/lib/criu/spm_criu.so is not what gets tested).
-    ln -s "$CR_PLUGIN" "$CR_WORK/plugins/spm_criu.so"
-    CR_CRIU_PLUGIN_ARGS=(--libdir "$CR_WORK/plugins")
-    export SPM_CRIU_PLUGIN_DIR=$CR_WORK/plugins
+    # When scripts/build.sh installed this build's plugin into CRIU's default
+    # directory, criu runs with no plugin option at all: that is how runc,
+    # podman or an operator's plain `criu dump` find it. Otherwise the
+    # build's plugin goes in a private directory handed to every criu run
+    # (--libdir replaces the default, so an older installed copy is not what
+    # gets tested).
+    if cmp -s "$CR_PLUGIN" /usr/lib/criu/spm_criu.so; then
+        CR_CRIU_PLUGIN_ARGS=()
+        unset SPM_CRIU_PLUGIN_DIR
+        cr_log "plugin: the installed /usr/lib/criu/spm_criu.so (this build's), no --libdir"
+    else
+        ln -s "$CR_PLUGIN" "$CR_WORK/plugins/spm_criu.so"
+        CR_CRIU_PLUGIN_ARGS=(--libdir "$CR_WORK/plugins")
+        export SPM_CRIU_PLUGIN_DIR=$CR_WORK/plugins
+        cr_log "plugin: $CR_PLUGIN via --libdir (the installed copy differs)"
+    fi
     cr_log "work directory $CR_WORK, criu $CR_CRIU_VERSION"
 }
 
