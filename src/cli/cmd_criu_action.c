@@ -1,6 +1,8 @@
 /* `spm criu-action`: the action-script fallback for CRIU callers that
- * cannot load plugins (criu --action-script "spm criu-action"). CRIU runs
- * it at fixed points with CRTOOLS_SCRIPT_ACTION, CRTOOLS_INIT_PID and
+ * cannot load plugins. CRIU execs a script by path without arguments, so it
+ * is installed as the link spm-criu-action (main.c dispatches on the name):
+ * criu --action-script /usr/local/bin/spm-criu-action. CRIU runs it at
+ * fixed points with CRTOOLS_SCRIPT_ACTION, CRTOOLS_INIT_PID and
  * CRTOOLS_IMAGE_DIR set (criu/action-scripts.c):
  *   pre-dump        tree still running: export the root process's enclaves;
  *                   a non-zero exit aborts the dump, and the process runs on;
@@ -32,10 +34,11 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: criu dump|restore ... --action-script \"spm criu-action\"\n\n"
+            "usage: criu dump|restore ... --action-script /PATH/TO/spm-criu-action\n\n"
             "CRIU action script that exports the enclaves of the dumped tree's root\n"
             "process at pre-dump and imports them again at post-restore, for CRIU callers\n"
-            "that cannot load the spm plugin (%s, the preferred way). Reads\n"
+            "that cannot load the spm plugin (%s, the preferred way); spm-criu-action\n"
+            "is a link to spm (CRIU runs scripts by path, without arguments). Reads\n"
             "CRTOOLS_SCRIPT_ACTION, CRTOOLS_INIT_PID and CRTOOLS_IMAGE_DIR from CRIU.\n"
             "Honours %s and %s like the plugin.\n\n"
             "  pre-dump        export (a refusal exits 1: CRIU aborts, the process runs on)\n"

@@ -36,6 +36,12 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+    /* CRIU execs an action script by path, without arguments: installed as
+     * the link spm-criu-action, spm is that script. */
+    const char *self = argc > 0 ? strrchr(argv[0], '/') : NULL;
+    self = self ? self + 1 : (argc > 0 ? argv[0] : "");
+    if (strcmp(self, "spm-criu-action") == 0)
+        return spm_cmd_criu_action(argc, argv);
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -573,9 +573,10 @@ fail:
                          (unsigned long long)e->base, step, refusal_reason(ret), strerror(-ret));
     else
         set_error_locked(e, ret,
-                         "restore of the enclave at %#llx failed at %s: %s; the image is kept, "
-                         "retry with 'resume' (is spmd running?)",
-                         (unsigned long long)e->base, step, strerror(-ret));
+                         "restore of the enclave at %#llx failed at %s: %s; the checkpoint is "
+                         "kept, retry with 'resume'%s",
+                         (unsigned long long)e->base, step, strerror(-ret),
+                         ret == -ENOEXEC ? "" : " (is spmd running and reachable?)");
 
     pthread_mutex_unlock(&e->lock);
     free(idle);

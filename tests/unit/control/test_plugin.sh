@@ -80,12 +80,16 @@ count_grows "$spmpid" "$tmp/count"
 echo "ok 3: spm checkpoint failed cleanly"
 
 # 4. Action script, no plugin (an empty plugin directory).
-mkdir -p "$tmp/empty" "$tmp/d4"
+# CRIU execs the script by path without arguments: spm answers to that name.
+mkdir -p "$tmp/empty" "$tmp/d4" "$tmp/bin"
+ln -s "$(realpath "$spm")" "$tmp/bin/spm-criu-action"
 if "$criu" dump -t "$spmpid" -D "$tmp/d4" -o dump.log --libdir "$tmp/empty" \
-    --action-script "$spm criu-action"; then
+    --action-script "$tmp/bin/spm-criu-action"; then
     fail "the dump succeeded although the pre-dump action refused"
 fi
 grep -q "Pre dump script failed" "$tmp/d4/dump.log" || fail "pre-dump did not abort the dump"
+grep -q "spm criu-action: pid $spmpid refused the export" "$tmp/d4/dump.log" ||
+    fail "the action script did not run, or did not say why it refused (see $tmp/d4/dump.log)"
 count_grows "$spmpid" "$tmp/count"
 echo "ok 4: criu-action pre-dump refusal aborted the dump, the process runs on"
 
