@@ -234,7 +234,7 @@ int spm_cmd_restore(int argc, char **argv)
            count - (size_t)failures);
     printf("  enclave bytes:      %llu\n", (unsigned long long)bytes);
     printf("  import time:        %.3f ms\n", import_us / 1000.0);
-    printf("  criu restore time:  %.3f ms (the import runs as the processes resume)\n",
+    printf("  criu restore time:  %.3f ms (includes the import: the plugin waits for it)\n",
            criu_us / 1000.0);
     printf("  total:              %.3f ms\n", total_us / 1000.0);
     free(exports);
