@@ -129,11 +129,19 @@ static int write_export_file(pid_t pid, const char *reply)
 
 static int spm_pause_devices(int pid)
 {
-    if (g_stage != CR_PLUGIN_STAGE__DUMP)
-        return -ENOTSUP; /* pre-dump: the process keeps running, nothing to export */
     char path[PATH_MAX];
     if (control_path(pid, path, sizeof(path)) < 0)
         return -ENOTSUP;
+    if (g_stage != CR_PLUGIN_STAGE__DUMP) {
+        /* A pre-dump copies memory while the process runs on. On the
+         * simulated platform ELRANGE is ordinary memory, so that copy would
+         * hold the enclave's plaintext: refuse rather than leak it. */
+        pr_spm(SPM_LOG_ERROR,
+               "pid %d is an SPM enclave process: pre-dump is not supported (it would copy "
+               "enclave memory); use a full dump",
+               pid);
+        return -EPERM;
+    }
     unsigned timeout_ms =
         env_unsigned(SPM_CONTROL_TIMEOUT_ENV, SPM_CONTROL_DEFAULT_TIMEOUT_MS, SPM_CONTROL_MAX_MS);
     unsigned threads = env_unsigned(SPM_CONTROL_THREADS_ENV, 0, SPM_CONTROL_MAX_THREADS);

@@ -4,7 +4,8 @@
 #  2. an SPM process whose export is refused (no spmd to escrow the key):
 #     the plugin aborts the dump and the process runs on, ecalls working;
 #  3. the same through `spm checkpoint`: non-zero, points at dump.log;
-#  4. the same through `spm criu-action` as a pre-dump action script.
+#  4. the same through `spm criu-action` as a pre-dump action script;
+#  5. `criu pre-dump` of an SPM process: refused (it would copy ELRANGE).
 # Needs root and CRIU; exit 77 (skipped) without them.
 # args: spm plugin-dir sleeper enclave.signed
 set -euo pipefail
@@ -92,6 +93,18 @@ grep -q "spm criu-action: pid $spmpid refused the export" "$tmp/d4/dump.log" ||
     fail "the action script did not run, or did not say why it refused (see $tmp/d4/dump.log)"
 count_grows "$spmpid" "$tmp/count"
 echo "ok 4: criu-action pre-dump refusal aborted the dump, the process runs on"
+
+# 5. criu pre-dump copies memory while the process runs on; on the simulated
+# platform that would include ELRANGE's plaintext, so the plugin refuses it.
+mkdir -p "$tmp/d5"
+if "$criu" pre-dump -t "$spmpid" -D "$tmp/d5" -o pre-dump.log --libdir "$plugin_dir"; then
+    fail "criu pre-dump of an SPM process succeeded (it would copy enclave memory)"
+fi
+grep -q "spm: pid $spmpid is an SPM enclave process: pre-dump is not supported" \
+    "$tmp/d5/pre-dump.log" || fail "the plugin did not refuse the pre-dump (see $tmp/d5/pre-dump.log)"
+! grep -rqs SPMCKPT "$tmp/d5" || fail "the pre-dump exported the enclave"
+count_grows "$spmpid" "$tmp/count"
+echo "ok 5: pre-dump of an SPM process refused, the process runs on"
 
 "$spm" checkpoint --help | grep -q "images written are spent" ||
     fail "checkpoint --help does not say what --leave-running costs"
