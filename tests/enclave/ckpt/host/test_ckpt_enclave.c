@@ -9,7 +9,11 @@
  * the enclave back with its state, and that hostile buffers are refused.
  * With spmd: the whole round trip through libspm's export and import, a
  * parked thread returning into the restored enclave, and tampered or
- * malformed images refused while the original still restores.
+ * malformed images refused while the original still restores. Through a
+ * hostile relay in front of spmd: a lost ESCROW reply makes CKPT_ABORT
+ * cancel before the enclave runs on, and that checkpoint then never
+ * restores; a lost CANCEL keeps the enclave frozen until a retry gets one
+ * through.
  * argv: spmd me-image small-image big-image */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +26,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -870,6 +877,436 @@ static void test_round_trip_speed_64_mib(void **state)
     spm_enclave_destroy(e);
 }
 
+/* ---- A hostile relay between the enclave and the ME ----
+ * A thread listening on its own unix socket, which SPM_SPMD_SOCKET names
+ * during a test: every message goes on to spmd's socket and its reply
+ * back, except that the next `drop_replies` SEALED requests are forwarded
+ * (the ME carries them out) but their replies never come back, and, while
+ * `refuse_sealed` is set, later SEALED requests are neither forwarded nor
+ * answered. The relay sees only headers and ciphertext; the first SEALED
+ * request of CKPT_END is its ESCROW, the next ones on that session are the
+ * CANCELs of CKPT_ABORT. */
+
+struct proxy {
+    pthread_mutex_t lock;
+    pthread_t thread;
+    int listen_fd;
+    int stop;
+    char path[320];
+    int drop_replies;
+    bool refuse_sealed;
+    /* What it did. */
+    unsigned sealed;           /* SEALED requests seen */
+    unsigned dropped;          /* forwarded, reply withheld */
+    unsigned dropped_answered; /* ... where spmd's reply was the ME's SEALED answer to it */
+    unsigned refused;          /* neither forwarded nor answered */
+    unsigned delivered;        /* forwarded, SEALED reply returned */
+};
+
+static struct proxy g_proxy = {.lock = PTHREAD_MUTEX_INITIALIZER, .listen_fd = -1};
+static uint8_t g_proxy_request[sizeof(struct spm_me_message_header) + SPM_ME_MAX_MESSAGE];
+static uint8_t g_proxy_reply[sizeof(struct spm_me_message_header) + SPM_ME_MAX_MESSAGE];
+
+static int io_full(int fd, uint8_t *p, size_t size, bool writing)
+{
+    while (size) {
+        struct pollfd pfd = {.fd = fd, .events = writing ? POLLOUT : POLLIN};
+        if (poll(&pfd, 1, 15000) <= 0)
+            return -1;
+        ssize_t n = writing ? send(fd, p, size, MSG_NOSIGNAL) : recv(fd, p, size, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        p += n;
+        size -= (size_t)n;
+    }
+    return 0;
+}
+
+/* One whole message (header + body) from fd into buf; its size, or -1. */
+static ssize_t read_message(int fd, uint8_t *buf)
+{
+    struct spm_me_message_header h;
+    if (io_full(fd, buf, sizeof(h), false) < 0)
+        return -1;
+    memcpy(&h, buf, sizeof(h));
+    if (h.magic != SPM_ME_MAGIC || h.size > SPM_ME_MAX_MESSAGE ||
+        io_full(fd, buf + sizeof(h), h.size, false) < 0)
+        return -1;
+    return (ssize_t)(sizeof(h) + h.size);
+}
+
+static uint16_t message_type(const uint8_t *msg)
+{
+    struct spm_me_message_header h;
+    memcpy(&h, msg, sizeof(h));
+    return h.type;
+}
+
+/* Session and sequence of a SEALED message (in clear in the protocol). */
+static void sealed_ids(const uint8_t *msg, size_t size, uint64_t *session, uint64_t *sequence)
+{
+    struct spm_me_sealed s = {0};
+    if (size >= sizeof(struct spm_me_message_header) + sizeof(s))
+        memcpy(&s, msg + sizeof(struct spm_me_message_header), sizeof(s));
+    *session = s.session;
+    *sequence = s.sequence;
+}
+
+/* A unix socket address for `path`; -1 if it does not fit. */
+static int unix_address(struct sockaddr_un *addr, const char *path)
+{
+    memset(addr, 0, sizeof(*addr));
+    addr->sun_family = AF_UNIX;
+    size_t n = strlen(path);
+    if (n >= sizeof(addr->sun_path))
+        return -1;
+    memcpy(addr->sun_path, path, n + 1);
+    return 0;
+}
+
+/* spmd's reply to `request`; its size, or -1. */
+static ssize_t forward(const uint8_t *request, size_t size, uint8_t *reply)
+{
+    struct sockaddr_un addr;
+    if (unix_address(&addr, g_sock) < 0)
+        return -1;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    ssize_t got = -1;
+    if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0 &&
+        io_full(fd, (uint8_t *)request, size, true) == 0 && shutdown(fd, SHUT_WR) == 0)
+        got = read_message(fd, reply);
+    close(fd);
+    return got;
+}
+
+static void proxy_serve(int client)
+{
+    ssize_t size = read_message(client, g_proxy_request);
+    if (size < 0)
+        return;
+    bool sealed = message_type(g_proxy_request) == SPM_ME_MSG_SEALED;
+    bool drop = false, refuse = false;
+    pthread_mutex_lock(&g_proxy.lock);
+    if (sealed) {
+        g_proxy.sealed++;
+        if (g_proxy.drop_replies > 0) {
+            g_proxy.drop_replies--;
+            drop = true;
+        } else if (g_proxy.refuse_sealed) {
+            refuse = true;
+            g_proxy.refused++;
+        }
+    }
+    pthread_mutex_unlock(&g_proxy.lock);
+    if (refuse)
+        return;
+    ssize_t reply_size = forward(g_proxy_request, (size_t)size, g_proxy_reply);
+    if (reply_size < 0)
+        return;
+    /* Counted before the client can see anything (a reply or the close). */
+    uint64_t session, sequence, reply_session, reply_sequence;
+    sealed_ids(g_proxy_request, (size_t)size, &session, &sequence);
+    sealed_ids(g_proxy_reply, (size_t)reply_size, &reply_session, &reply_sequence);
+    bool answered = message_type(g_proxy_reply) == SPM_ME_MSG_SEALED && reply_session == session &&
+                    reply_sequence == sequence;
+    pthread_mutex_lock(&g_proxy.lock);
+    if (drop) {
+        g_proxy.dropped++;
+        g_proxy.dropped_answered += answered;
+    } else if (sealed && answered) {
+        g_proxy.delivered++;
+    }
+    pthread_mutex_unlock(&g_proxy.lock);
+    if (!drop)
+        io_full(client, g_proxy_reply, (size_t)reply_size, true);
+}
+
+static void *proxy_main(void *arg)
+{
+    (void)arg;
+    while (!__atomic_load_n(&g_proxy.stop, __ATOMIC_SEQ_CST)) {
+        struct pollfd p = {.fd = g_proxy.listen_fd, .events = POLLIN};
+        if (poll(&p, 1, 50) <= 0)
+            continue;
+        int client = accept(g_proxy.listen_fd, NULL, NULL);
+        if (client < 0)
+            continue;
+        proxy_serve(client);
+        close(client); /* without a reply when one was withheld or refused */
+    }
+    return NULL;
+}
+
+static int proxy_setup(void **state)
+{
+    (void)state;
+    snprintf(g_proxy.path, sizeof(g_proxy.path), "%s/proxy.sock", g_dir);
+    struct sockaddr_un addr;
+    if (unix_address(&addr, g_proxy.path) < 0)
+        return -1;
+    unlink(g_proxy.path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, 16) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    g_proxy.listen_fd = fd;
+    g_proxy.stop = 0;
+    g_proxy.drop_replies = 0;
+    g_proxy.refuse_sealed = false;
+    g_proxy.sealed = g_proxy.dropped = g_proxy.dropped_answered = 0;
+    g_proxy.refused = g_proxy.delivered = 0;
+    if (pthread_create(&g_proxy.thread, NULL, proxy_main, NULL) != 0) {
+        close(fd);
+        g_proxy.listen_fd = -1;
+        return -1;
+    }
+    setenv(SPM_SPMD_SOCKET_ENV, g_proxy.path, 1);
+    return 0;
+}
+
+static int proxy_teardown(void **state)
+{
+    (void)state;
+    setenv(SPM_SPMD_SOCKET_ENV, g_sock, 1);
+    __atomic_store_n(&g_proxy.stop, 1, __ATOMIC_SEQ_CST);
+    pthread_join(g_proxy.thread, NULL);
+    close(g_proxy.listen_fd);
+    g_proxy.listen_fd = -1;
+    unlink(g_proxy.path);
+    return 0;
+}
+
+static void proxy_arm(int drop_replies, bool refuse_sealed)
+{
+    pthread_mutex_lock(&g_proxy.lock);
+    g_proxy.drop_replies = drop_replies;
+    g_proxy.refuse_sealed = refuse_sealed;
+    pthread_mutex_unlock(&g_proxy.lock);
+}
+
+static struct proxy proxy_counts(void)
+{
+    struct proxy p;
+    pthread_mutex_lock(&g_proxy.lock);
+    p = g_proxy;
+    pthread_mutex_unlock(&g_proxy.lock);
+    return p;
+}
+
+/* Checkpoint + restore through the relay (passing everything) of an
+ * enclave that runs: the lineage goes on at `generation`. */
+static void round_trip_at(struct spm_enclave *e, uint64_t generation, uint64_t heap)
+{
+    struct spm_ckpt_options o = {.chunk_size = 64 << 10};
+    struct spm_ckpt_stats stats;
+    bool permanent = true;
+    assert_int_equal(spm_enclave_checkpoint(e, &o, &stats), 0);
+    assert_int_equal(image_header(e)->generation, generation);
+    assert_int_equal(spm_enclave_restore(e, &o, &stats, &permanent), 0);
+    check_state(e, heap);
+}
+
+/* 1. The ESCROW reply is withheld (the ME did escrow K): the export fails,
+ * CKPT_ABORT cancels on the same session, the ME confirms and the enclave
+ * runs on with its state; the lineage goes on. */
+static void test_lost_escrow_reply_abort_cancels_enclave_runs_on(void **state)
+{
+    (void)state;
+    const uint64_t heap = 256 << 10;
+    struct spm_enclave *e = load(g_small);
+    fill(e, 0xe5c1, heap);
+    uint64_t before = count(e);
+    proxy_arm(1, false);
+    struct spm_ckpt_options o = {.chunk_size = 64 << 10};
+    struct spm_ckpt_stats stats;
+    assert_int_equal(spm_enclave_checkpoint(e, &o, &stats), -EPROTO);
+    struct proxy p = proxy_counts();
+    /* SEALED #1 (ESCROW): the ME answered it, the enclave never saw that;
+     * SEALED #2 (CANCEL): answered and delivered. Nothing else. */
+    assert_int_equal(p.dropped, 1);
+    assert_int_equal(p.dropped_answered, 1);
+    assert_int_equal(p.sealed, 2);
+    assert_int_equal(p.delivered, 1);
+    assert_int_equal(p.refused, 0);
+    assert_int_equal(e->state, SPM_ENCLAVE_LIVE);
+    assert_null(e->image);
+    assert_int_equal(count(e), before + 1);
+    check_state(e, heap);
+    /* The next checkpoint (generation 2) escrows, restores, runs. */
+    round_trip_at(e, 2, heap);
+    assert_int_equal(count(e), before + 2);
+    spm_enclave_destroy(e);
+}
+
+/* Drives BEGIN, ENCRYPT and END by hand with the ESCROW reply withheld, so
+ * that the ciphertext stays in `*image` (an mmap). END never writes the
+ * header without a confirmed escrow; the host completes the image the way
+ * only a host with a simulated, readable ELRANGE can: header and run list
+ * from the engine's incarnation pages. That is exactly the image a
+ * successful END would have written. */
+static size_t export_with_lost_escrow_reply(struct spm_enclave *e, uint8_t **image)
+{
+    struct spm_ckpt_begin_out out;
+    assert_int_equal(begin(e, 64 << 10, &out), 0);
+    uint8_t *buf =
+        mmap(NULL, out.image_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(buf != MAP_FAILED);
+    assert_int_equal(encrypt_with(e, buf, out.image_size, 2, NULL), out.chunk_count);
+    struct proxy p0 = proxy_counts();
+    proxy_arm(1, false);
+    struct spm_ckpt_buffer buffer = {(uint64_t)buf, out.image_size};
+    assert_int_equal(call(e, SPM_RT_ECALL_CKPT_END, &buffer, sizeof(buffer), NULL, 0, NULL),
+                     -EPROTO);
+    struct proxy p = proxy_counts();
+    assert_int_equal(p.dropped - p0.dropped, 1);
+    assert_int_equal(p.dropped_answered - p0.dropped_answered, 1);
+    static const uint8_t zero[sizeof(struct spm_ckpt_header)];
+    assert_memory_equal(buf, zero, sizeof(zero));
+
+    const uint8_t *inc = (const uint8_t *)spm_enclave_base(e) + e->layout.info.incarnation_offset;
+    const uint64_t magic = SPM_CKPT_MAGIC;
+    int found = 0;
+    struct spm_ckpt_header h;
+    for (size_t at = 0; at + sizeof(h) <= PAGE; at++) {
+        if (memcmp(inc + at, &magic, sizeof(magic)) != 0)
+            continue;
+        struct spm_ckpt_header c;
+        memcpy(&c, inc + at, sizeof(c));
+        if (c.version == SPM_CKPT_VERSION && memcmp(c.mr_enclave, e->mrenclave, 32) == 0 &&
+            c.image_size == out.image_size && c.run_count == out.run_count &&
+            c.chunk_count == out.chunk_count) {
+            h = c;
+            found++;
+        }
+    }
+    assert_int_equal(found, 1);
+    memcpy(buf, &h, sizeof(h));
+    memcpy(buf + sizeof(h), inc + PAGE, (size_t)h.run_count * sizeof(struct spm_ckpt_run));
+    *image = buf;
+    return out.image_size;
+}
+
+/* The host gives up on the running (or frozen) enclave and feeds `image`
+ * to an import, as spm_urts_export does after a successful END. */
+static int restore_from(struct spm_enclave *e, uint8_t *image, size_t size, bool *permanent)
+{
+    pthread_mutex_lock(&e->lock);
+    e->ops->edestroy(e->hw);
+    e->hw = NULL;
+    e->ops->close(e->platform);
+    e->platform = NULL;
+    e->image = image;
+    e->image_size = size;
+    e->gate_closed = true;
+    e->state = SPM_ENCLAVE_EXPORTED;
+    pthread_mutex_unlock(&e->lock);
+    struct spm_ckpt_options o = {0};
+    struct spm_ckpt_stats stats;
+    *permanent = false;
+    return spm_enclave_restore(e, &o, &stats, permanent);
+}
+
+/* 2. The checkpoint whose ESCROW reply was lost and which CKPT_ABORT then
+ * cancelled can never be restored: the ME refuses RELEASE (-EALREADY).
+ * Control: the same attack without the CANCEL (the enclave stays frozen)
+ * restores, so the image is complete and K really was in escrow. */
+static void test_cancelled_escrow_never_restores(void **state)
+{
+    (void)state;
+    const uint64_t heap = 128 << 10;
+    bool permanent;
+    uint8_t *image;
+
+    /* Control: no CANCEL. The enclave is frozen; the host that kills it
+     * can restore the image once, and nothing else runs. */
+    struct spm_enclave *e = load(g_small);
+    fill(e, 0xc0, heap);
+    uint64_t before = count(e);
+    size_t size = export_with_lost_escrow_reply(e, &image);
+    uint64_t v;
+    assert_int_equal(call(e, CKPT_TEST_COUNT, NULL, 0, &v, sizeof(v), NULL), -EBUSY);
+    assert_int_equal(restore_from(e, image, size, &permanent), 0);
+    check_state(e, heap);
+    assert_int_equal(count(e), before + 1);
+    spm_enclave_destroy(e);
+
+    /* The attack: CKPT_ABORT cancels (the ME answers), the enclave runs on,
+     * and the host then tries to make a second copy from the image. */
+    e = load(g_small);
+    fill(e, 0xc1, heap);
+    before = count(e);
+    size = export_with_lost_escrow_reply(e, &image);
+    struct proxy p0 = proxy_counts();
+    assert_int_equal(rt_simple(e, SPM_RT_ECALL_CKPT_ABORT), 0);
+    assert_int_equal(proxy_counts().delivered - p0.delivered, 1);
+    assert_int_equal(count(e), before + 1);
+    check_state(e, heap);
+    assert_int_equal(restore_from(e, image, size, &permanent), -EALREADY);
+    assert_true(permanent);
+    assert_int_equal(e->state, SPM_ENCLAVE_EXPORTED);
+    spm_enclave_destroy(e); /* unmaps the image */
+}
+
+/* 3. The CANCEL is refused too: the enclave stays frozen (the host's gate
+ * and the enclave itself refuse application ecalls), a retry while the ME
+ * is still cut off changes nothing, and once the relay heals the retry
+ * cancels and the enclave resumes with its state. */
+static void test_lost_cancel_enclave_stays_frozen_until_retry(void **state)
+{
+    (void)state;
+    const uint64_t heap = 256 << 10;
+    struct spm_enclave *e = load(g_small);
+    fill(e, 0xf20, heap);
+    uint64_t before = count(e);
+    proxy_arm(1, true);
+    struct spm_ckpt_options o = {.chunk_size = 64 << 10};
+    struct spm_ckpt_stats stats;
+    assert_int_equal(spm_enclave_checkpoint(e, &o, &stats), -EPROTO);
+    struct proxy p = proxy_counts();
+    assert_int_equal(p.dropped, 1);
+    assert_int_equal(p.dropped_answered, 1);
+    assert_true(p.refused >= 1); /* every CANCEL the host's retries sent */
+    assert_int_equal(p.delivered, 0);
+    assert_int_equal(p.sealed, 1 + p.refused);
+    assert_int_equal(e->state, SPM_ENCLAVE_ABORT_PENDING);
+
+    /* Frozen: the gate refuses, and so does the enclave on every TCS when
+     * the host goes around its own gate. */
+    uint64_t v;
+    assert_int_equal(call(e, CKPT_TEST_COUNT, NULL, 0, &v, sizeof(v), NULL), -EBUSY);
+    for (uint32_t t = 0; t < spm_enclave_tcs_count(e); t++) {
+        size_t n;
+        assert_int_equal(spm_urts_ecall_internal(e, t, CKPT_TEST_COUNT, NULL, 0, &v, sizeof(v), &n),
+                         -EBUSY);
+    }
+    assert_int_equal(spm_enclave_checkpoint(e, &o, &stats), -ENOLINK);
+
+    /* Retry while the CANCEL is still refused: still frozen. */
+    bool permanent = true;
+    assert_true(spm_enclave_restore(e, &o, &stats, &permanent) < 0);
+    assert_false(permanent);
+    assert_int_equal(e->state, SPM_ENCLAVE_ABORT_PENDING);
+    assert_int_equal(call(e, CKPT_TEST_COUNT, NULL, 0, &v, sizeof(v), NULL), -EBUSY);
+    assert_int_equal(proxy_counts().delivered, 0);
+    assert_true(proxy_counts().refused > p.refused);
+
+    /* Healed: the retry's CANCEL reaches the ME and the enclave resumes. */
+    proxy_arm(0, false);
+    assert_int_equal(spm_enclave_restore(e, &o, &stats, &permanent), 0);
+    assert_int_equal(proxy_counts().delivered, 1);
+    assert_int_equal(e->state, SPM_ENCLAVE_LIVE);
+    assert_int_equal(count(e), before + 1);
+    check_state(e, heap);
+    round_trip_at(e, 2, heap);
+    spm_enclave_destroy(e);
+}
+
 /* ---- Setup ---- */
 
 static int setup_platform(void **state)
@@ -927,6 +1364,12 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_end_wipes_and_shuts_down),
         cmocka_unit_test(test_tampered_or_malformed_image_refused_original_restores),
         cmocka_unit_test(test_round_trip_speed_64_mib),
+        cmocka_unit_test_setup_teardown(test_lost_escrow_reply_abort_cancels_enclave_runs_on,
+                                        proxy_setup, proxy_teardown),
+        cmocka_unit_test_setup_teardown(test_cancelled_escrow_never_restores, proxy_setup,
+                                        proxy_teardown),
+        cmocka_unit_test_setup_teardown(test_lost_cancel_enclave_stays_frozen_until_retry,
+                                        proxy_setup, proxy_teardown),
     };
     int failed = cmocka_run_group_tests_name("without a Migration Enclave", without_me, NULL, NULL);
     failed +=
