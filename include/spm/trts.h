@@ -117,12 +117,19 @@ int spm_get_quote(const uint8_t report_data[64], uint8_t **quote, size_t *quote_
 /* ---- Platform monotonic counters ----
  * Named by a 16-byte id, private to enclaves with this enclave's MRSIGNER,
  * kept by the platform (the simulated CPU's store; on hardware a trusted
- * counter service) so that host software cannot move them backwards. A
- * counter that was never incremented reads 0. -EIO if the platform's store
- * fails, -ENOSYS where the platform has none. */
-int spm_counter_read(const uint8_t id[16], uint64_t *value) __attribute__((warn_unused_result));
-/* Adds one and returns the new value. */
-int spm_counter_increment(const uint8_t id[16], uint64_t *value)
+ * counter service) so that host software cannot move them backwards. Each
+ * value carries a 32-byte tag, stored by the increment that produced it:
+ * bind it to what the value versions (e.g. the digest of the state written
+ * at that version), so that a reader can tell its own write from another
+ * writer's at the same number. A counter that was never incremented reads 0
+ * with an all-zero tag. -EIO if the platform's store fails, -ENOSYS where
+ * the platform has none (hardware, for now). */
+int spm_counter_read(const uint8_t id[16], uint64_t *value, uint8_t tag[32])
+    __attribute__((warn_unused_result));
+/* Adds one, stores `tag` with the new value, and returns the new value.
+ * The value is not compared with anything: a caller that expects v+1 must
+ * check *value itself (another writer may have moved the counter). */
+int spm_counter_increment(const uint8_t id[16], const uint8_t tag[32], uint64_t *value)
     __attribute__((warn_unused_result));
 
 /* ---- Crypto the runtime exposes to enclave code ---- */

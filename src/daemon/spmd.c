@@ -199,7 +199,8 @@ static int start_me(struct spmd *d, const char *image, const char *platform, uin
     free(in);
     if (ret == -ESTALE) {
         say("refusing to start: the escrow state %s is not the newest one the platform's "
-            "monotonic counter vouches for (an older copy put back: ROLLBACK). Restore the "
+            "monotonic counter vouches for (an older copy put back: ROLLBACK, or a second copy "
+            "of this escrow state in use by another spmd). Restore the "
             "newest %s, or, if it is lost, move this file away: every key in it is then lost",
             d->state_path, STATE_FILE);
         return ret;

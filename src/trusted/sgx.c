@@ -308,33 +308,41 @@ bool spm_ecdsa_p256_verify(const uint8_t public_key[65], const void *msg, size_t
 #define SIM_ENCLU_COUNTER_READ      0x53504d01u
 #define SIM_ENCLU_COUNTER_INCREMENT 0x53504d02u
 
-static int counter_leaf(uint64_t leaf, const uint8_t id[16], uint64_t *value)
+/* READ fills *value and tag; INCREMENT stores tag and fills *value. */
+static int counter_leaf(uint64_t leaf, const uint8_t id[16], uint8_t tag[32], uint64_t *value)
 {
     /* On hardware there is no such leaf (ENCLU would #GP): the counter
      * service there is a different design, not yet built. */
     if (!trts_thread_data()->sim_enclu)
         return -ENOSYS;
+    /* Operands inside the enclave, aligned as the leaf requires. */
     struct {
         uint8_t id[16] __attribute__((aligned(16)));
+        uint8_t tag[32] __attribute__((aligned(16)));
         uint64_t value __attribute__((aligned(8)));
     } op;
     memcpy(op.id, id, sizeof(op.id));
+    memcpy(op.tag, tag, sizeof(op.tag));
     op.value = 0;
-    uint64_t rax = trts_enclu(leaf, (uint64_t)op.id, (uint64_t)&op.value, 0);
+    uint64_t rax = trts_enclu(leaf, (uint64_t)op.id, (uint64_t)&op.value, (uint64_t)op.tag);
     if (rax == SGX_INVALID_ATTRIBUTE)
         return -EINVAL;
     if (rax != SGX_SUCCESS)
         return -EIO;
     *value = op.value;
+    memcpy(tag, op.tag, sizeof(op.tag));
     return 0;
 }
 
-int spm_counter_read(const uint8_t id[16], uint64_t *value)
+int spm_counter_read(const uint8_t id[16], uint64_t *value, uint8_t tag[32])
 {
-    return counter_leaf(SIM_ENCLU_COUNTER_READ, id, value);
+    memset(tag, 0, 32);
+    return counter_leaf(SIM_ENCLU_COUNTER_READ, id, tag, value);
 }
 
-int spm_counter_increment(const uint8_t id[16], uint64_t *value)
+int spm_counter_increment(const uint8_t id[16], const uint8_t tag[32], uint64_t *value)
 {
-    return counter_leaf(SIM_ENCLU_COUNTER_INCREMENT, id, value);
+    uint8_t copy[32];
+    memcpy(copy, tag, sizeof(copy));
+    return counter_leaf(SIM_ENCLU_COUNTER_INCREMENT, id, copy, value);
 }

@@ -15,13 +15,19 @@ enum me_test_ecall {
     ME_TEST_ECALL_COMMIT,   /* in: struct spm_me_commit */
     ME_TEST_ECALL_CANCEL,   /* in: struct spm_me_checkpoint_ref */
     ME_TEST_ECALL_CLOSE,    /* no data */
-    ME_TEST_ECALL_COUNTER,  /* in: struct me_test_counter; out: u64 value */
+    ME_TEST_ECALL_COUNTER,  /* in: struct me_test_counter; out: struct me_test_counter_value */
     ME_TEST_ECALL_COUNT,
 };
 
 struct me_test_counter {
     uint8_t increment; /* 0: read, 1: increment */
     uint8_t id[16];
+    uint8_t tag[32]; /* increment: the tag to store with the new value */
+} __attribute__((packed));
+
+struct me_test_counter_value {
+    uint64_t value;
+    uint8_t tag[32]; /* read: the tag stored with the value; increment: zero */
 } __attribute__((packed));
 
 #endif

@@ -11,6 +11,17 @@
  * host, and only then the counter is advanced to v+1 and the client told;
  * at start an older state (version < counter) is refused as a rollback.
  *
+ * A version number alone is not enough: two spmds on one platform running
+ * on copies of one state share its counter, and each can write its own
+ * version v+1. So the counter also holds a tag, SHA-256 of the sealed state
+ * it vouches for, and each state names the digest of the state it replaces
+ * (prev_digest). At start the state must be the one the counter's tag names
+ * (version == counter), or the direct successor of it (version == counter
+ * + 1, prev_digest == tag: written, then the counter step was lost), which
+ * is then completed; any other state is refused, whatever its version. And
+ * an increment that does not return v+1 means another writer moved the
+ * counter: the ME stops serving.
+ *
  * One entry per (lineage, identity): the newest generation escrowed, its
  * key until it is consumed, and the lease that consumed it. Keying by the
  * identity too means another enclave that learns a lineage id (it is in
@@ -78,6 +89,9 @@ static struct {
     uint32_t policy;
     uint64_t version;
     uint8_t escrow_id[16];
+    /* SHA-256 of the sealed state at `version` (the counter's tag); zero
+     * before the first one. */
+    uint8_t state_digest[32];
     uint64_t tick;
     struct me_entry entries[ME_MAX_ENTRIES];
     struct me_session sessions[ME_MAX_SESSIONS];
@@ -141,11 +155,13 @@ static uint32_t used_entry_count(void)
     return count;
 }
 
-/* Seals the table as version+1, has the host write it durably, then moves
- * the platform counter to version+1. On -errno before the write is
- * confirmed the caller undoes its change (nothing was promised). A failure
- * after it leaves the ME failed (the disk may be ahead of the counter, which
- * INIT accepts after a restart). */
+/* Seals the table as version+1 (chained to the current state by its
+ * digest), has the host write it durably, then moves the platform counter
+ * to version+1 with the new state's digest as its tag. On -errno before the
+ * write is confirmed the caller undoes its change (nothing was promised). A
+ * failure after it leaves the ME failed (the disk may be ahead of the
+ * counter, which INIT accepts after a restart if the counter still vouches
+ * for the state this one replaces). */
 static int persist(void)
 {
     uint32_t count = used_entry_count();
@@ -157,6 +173,7 @@ static int persist(void)
         .version = g_me.version + 1,
     };
     memcpy(header.escrow_id, g_me.escrow_id, sizeof(header.escrow_id));
+    memcpy(header.prev_digest, g_me.state_digest, sizeof(header.prev_digest));
     size_t sealed_size = spm_sealed_size(text_size, sizeof(header));
     uint8_t *text = malloc(text_size ? text_size : 1);
     uint8_t *sealed = malloc(sealed_size);
@@ -174,6 +191,8 @@ static int persist(void)
                    sealed_size);
     if (ret < 0)
         goto out;
+    uint8_t digest[32];
+    spm_sha256(sealed, sealed_size, digest);
     size_t ignored = 0;
     ret = spm_ocall(SPM_ME_OCALL_PERSIST, sealed, sealed_size, NULL, 0, &ignored);
     if (ret < 0) {
@@ -181,7 +200,7 @@ static int persist(void)
         goto out;
     }
     uint64_t value = 0;
-    ret = spm_counter_increment(g_me.escrow_id, &value);
+    ret = spm_counter_increment(g_me.escrow_id, digest, &value);
     if (ret < 0) {
         me_log("cannot advance the platform's monotonic counter; refusing all requests until "
                "spmd restarts");
@@ -199,6 +218,7 @@ static int persist(void)
         goto out;
     }
     g_me.version = header.version;
+    memcpy(g_me.state_digest, digest, sizeof(g_me.state_digest));
     ret = 0;
 out:
     if (text) {
@@ -638,7 +658,8 @@ static int e_init(const uint8_t *in, size_t in_size, uint8_t *out, size_t out_ca
         if ((ret = spm_random(g_me.escrow_id, sizeof(g_me.escrow_id))) < 0)
             goto out;
         uint64_t counter = 0;
-        if ((ret = spm_counter_read(g_me.escrow_id, &counter)) < 0) {
+        uint8_t tag[32];
+        if ((ret = spm_counter_read(g_me.escrow_id, &counter, tag)) < 0) {
             me_log("cannot read the platform's monotonic counter");
             goto out;
         }
@@ -647,6 +668,7 @@ static int e_init(const uint8_t *in, size_t in_size, uint8_t *out, size_t out_ca
             goto out;
         }
         g_me.version = 0;
+        memset(g_me.state_digest, 0, sizeof(g_me.state_digest));
         if ((ret = persist()) < 0)
             goto out;
         result.fresh = 1;
@@ -687,15 +709,41 @@ static int e_init(const uint8_t *in, size_t in_size, uint8_t *out, size_t out_ca
         }
         memcpy(g_me.escrow_id, header.escrow_id, sizeof(g_me.escrow_id));
         uint64_t counter = 0;
-        if ((ret = spm_counter_read(g_me.escrow_id, &counter)) < 0) {
+        uint8_t tag[32], digest[32];
+        if ((ret = spm_counter_read(g_me.escrow_id, &counter, tag)) < 0) {
             me_log("cannot read the platform's monotonic counter");
             goto out;
         }
-        if (header.version == counter + 1) {
+        spm_sha256(sealed, sealed_size, digest);
+        if (header.version == counter) {
+            /* The counter's tag names the one state it vouches for at this
+             * version: another state with the same number was written by
+             * another copy of this escrow (or is an older copy that reached
+             * it on another branch). */
+            if (spm_ct_equal(digest, tag, 32) != 0) {
+                me_log2("the escrow state is version ", header.version,
+                        " as the platform's monotonic counter says, but it is not the state the "
+                        "counter vouches for: rollback or a second copy of this escrow state; "
+                        "refusing it",
+                        0, NULL);
+                ret = -ESTALE;
+                goto out;
+            }
+        } else if (header.version != 0 && header.version - 1 == counter) {
             /* Written, then the process died before the counter moved: the
-             * reply was never sent, but the state is the newest. */
+             * reply was never sent, but the state is the newest -- if it
+             * follows the state the counter vouches for. A second copy's
+             * write at the same number does not. */
+            if (spm_ct_equal(header.prev_digest, tag, 32) != 0) {
+                me_log2("the escrow state is version ", header.version,
+                        " but does not follow the state the platform's monotonic counter vouches "
+                        "for at ",
+                        counter, ": rollback or a second copy of this escrow state; refusing it");
+                ret = -ESTALE;
+                goto out;
+            }
             uint64_t value = 0;
-            if ((ret = spm_counter_increment(g_me.escrow_id, &value)) < 0) {
+            if ((ret = spm_counter_increment(g_me.escrow_id, digest, &value)) < 0) {
                 me_log("cannot advance the platform's monotonic counter");
                 goto out;
             }
@@ -712,13 +760,14 @@ static int e_init(const uint8_t *in, size_t in_size, uint8_t *out, size_t out_ca
                     ": this is an older copy of the state; refusing it");
             ret = -ESTALE;
             goto out;
-        } else if (header.version != counter) {
+        } else {
             me_log2("the escrow state is version ", header.version,
                     " but the platform's monotonic counter is only at ", counter,
                     " (was the platform's counter store reset or replaced?); refusing it");
             ret = -ESTALE;
             goto out;
         }
+        memcpy(g_me.state_digest, digest, sizeof(g_me.state_digest));
         g_me.version = header.version;
         result.entry_count = header.entry_count;
     }

@@ -16,9 +16,12 @@ struct me_init_out {
 } __attribute__((packed));
 
 /* The sealed escrow state (spm_seal, MRENCLAVE policy): this header is the
- * AAD, the entries are the ciphertext. */
+ * AAD, the entries are the ciphertext. Format 2 chains each state to the one
+ * before it (prev_digest), and the platform counter's tag holds SHA-256 of
+ * the newest sealed state: two copies of the state that reach the same
+ * version by different writes are told apart (me_enclave.c, INIT). */
 #define ME_STATE_MAGIC  0x5752435345454d53ull /* "SMEESCRW" */
-#define ME_STATE_FORMAT 1u
+#define ME_STATE_FORMAT 2u
 
 struct me_state_header {
     uint64_t magic;
@@ -26,9 +29,12 @@ struct me_state_header {
     uint32_t entry_count;
     uint64_t version;
     uint8_t escrow_id[16]; /* names the platform counter that versions this state */
+    /* SHA-256 of the whole sealed state this one replaces (version - 1);
+     * all zero for version 1. */
+    uint8_t prev_digest[32];
 } __attribute__((packed));
 
 _Static_assert(sizeof(struct me_init_out) == 32, "me init out");
-_Static_assert(sizeof(struct me_state_header) == 40, "me state header");
+_Static_assert(sizeof(struct me_state_header) == 72, "me state header");
 
 #endif

@@ -97,15 +97,20 @@ static int e_counter(const uint8_t *in, size_t in_size, uint8_t *out, size_t out
                      size_t *out_size)
 {
     struct me_test_counter req;
-    uint64_t value = 0;
-    if (in_size != sizeof(req) || out_capacity < sizeof(value))
+    struct me_test_counter_value result;
+    if (in_size != sizeof(req) || out_capacity < sizeof(result))
         return -EINVAL;
     memcpy(&req, in, sizeof(req));
-    int ret =
-        req.increment ? spm_counter_increment(req.id, &value) : spm_counter_read(req.id, &value);
+    memset(&result, 0, sizeof(result));
+    uint64_t value = 0;
+    uint8_t tag[32] = {0};
+    int ret = req.increment ? spm_counter_increment(req.id, req.tag, &value)
+                            : spm_counter_read(req.id, &value, tag);
+    result.value = value;
+    memcpy(result.tag, tag, sizeof(tag));
     if (ret == 0) {
-        memcpy(out, &value, sizeof(value));
-        *out_size = sizeof(value);
+        memcpy(out, &result, sizeof(result));
+        *out_size = sizeof(result);
     }
     return ret;
 }

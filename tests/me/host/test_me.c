@@ -1,7 +1,8 @@
 /* The Migration Enclave, spmd and the trusted ME client end to end, on a
  * temporary simulated platform: the release rule (same MRENCLAVE, MRSIGNER,
  * ISVPRODID, ISVSVN, no debug), exactly-once commit, generations, crash and
- * restart of spmd, rollback of its state file, and an attacker relaying the
+ * restart of spmd, rollback of its state file, a second spmd on a copy of
+ * that state (the counter's tag), and an attacker relaying the
  * messages (tampered reports, flipped and replayed ciphertext, another
  * platform, a fake ME). Every client message passes through a relay in this
  * process that forwards to spmd and can alter what it carries.
@@ -630,6 +631,92 @@ static void test_counter_failure_stops_me_and_restart_recovers(void **state)
     spm_enclave_destroy(y);
 }
 
+/* The fork window: an attacker copies the state dir and runs a second spmd
+ * (B) on the same platform next to A; both share one escrow id and hence
+ * one platform counter. Checkpoint C is in both. Enclave 1 restores via A
+ * (COMMIT, counter -> v+1). Enclave 2 restores via B: B writes its own v+1
+ * (C consumed with lease 2) and its counter step fails (as in the test
+ * above). With a version number alone, B's restart would find version v+1
+ * == counter v+1, accept it, and answer enclave 2's retried COMMIT with the
+ * same lease OK: two enclaves running one checkpoint. The counter's tag
+ * names A's state, so B must refuse to start; A's commit stands. */
+static void test_second_spmd_on_copied_state_refused(void **state)
+{
+    (void)state;
+    char state_a[sizeof(g_state)], sock_a[sizeof(g_spmd_sock)], state_b[sizeof(g_state)],
+        sock_b[sizeof(g_spmd_sock)], from[400], to[400];
+    memcpy(state_a, g_state, sizeof(state_a));
+    memcpy(sock_a, g_spmd_sock, sizeof(sock_a));
+    snprintf(state_b, sizeof(state_b), "%s/state-b", g_dir);
+    snprintf(sock_b, sizeof(sock_b), "%s/run-b/spmd.sock", g_dir);
+    pid_t pid_a = g_spmd_pid;
+
+    struct spm_enclave *one = opened(g_y);
+    struct spm_me_checkpoint_ref ref = ref_of(14, 1, 1);
+    uint8_t key[32], got[32];
+    fresh_key(key);
+    assert_int_equal(escrow(one, &ref, key), 0);
+
+    /* The attacker's copy, and spmd B on it (same platform). */
+    assert_int_equal(mkdir(state_b, 0700), 0);
+    snprintf(from, sizeof(from), "%s/escrow.sealed", state_a);
+    snprintf(to, sizeof(to), "%s/escrow.sealed", state_b);
+    copy_file(from, to);
+    memcpy(g_state, state_b, sizeof(g_state));
+    memcpy(g_spmd_sock, sock_b, sizeof(g_spmd_sock));
+    assert_int_equal(spmd_start_with(g_me, NULL), 0);
+    pid_t pid_b = g_spmd_pid;
+
+    /* Enclave 1 restores via A: released and committed with lease 1. */
+    memcpy(g_spmd_sock, sock_a, sizeof(g_spmd_sock));
+    assert_int_equal(me_open(one), 0);
+    assert_int_equal(release(one, &ref, got), 0);
+    assert_memory_equal(got, key, 32);
+    assert_int_equal(commit(one, &ref, 1), 0);
+
+    /* Enclave 2 restores via B, which still has the key; B persists its
+     * own v+1 and its counter step fails. */
+    memcpy(g_spmd_sock, sock_b, sizeof(g_spmd_sock));
+    struct spm_enclave *two = opened(g_y);
+    assert_int_equal(release(two, &ref, got), 0);
+    uint8_t *saved[32];
+    size_t saved_size[32];
+    int count = swap_counters(saved, saved_size, "not a counter");
+    assert_true(count > 0);
+    assert_int_equal(commit(two, &ref, 2), -EIO);
+    assert_int_equal(release(two, &ref, got), -EIO); /* B refuses everything and exits */
+    int status = 0;
+    assert_int_equal(waitpid(pid_b, &status, 0), pid_b);
+    g_spmd_pid = 0;
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 1);
+    assert_int_equal(swap_counters(saved, saved_size, NULL), count);
+
+    /* B restarts on its v+1, which the counter (at v+1, A's state) does not
+     * vouch for: refused, so the retried COMMIT has nowhere to go. */
+    assert_int_not_equal(spmd_start_with(g_me, NULL), 0);
+    assert_true(log_mentions("a second copy of this escrow state"));
+    assert_true(log_mentions("refusing to start"));
+    assert_int_not_equal(me_open(two), 0);
+    assert_int_not_equal(commit(two, &ref, 2), 0);
+
+    /* A never stopped and its commit stands: lease 1 holds, lease 2 does
+     * not, no key any more, and A keeps serving (its counter steps land). */
+    memcpy(g_state, state_a, sizeof(g_state));
+    memcpy(g_spmd_sock, sock_a, sizeof(g_spmd_sock));
+    g_spmd_pid = pid_a;
+    assert_int_equal(me_open(two), 0);
+    assert_int_equal(commit(two, &ref, 2), -EALREADY);
+    assert_int_equal(release(two, &ref, got), -EALREADY);
+    assert_int_equal(commit(one, &ref, 1), 0);
+    struct spm_me_checkpoint_ref next = ref_of(14, 2, 2);
+    fresh_key(key);
+    assert_int_equal(escrow(one, &next, key), 0);
+    assert_int_equal(cancel(one, &next), 0);
+    spm_enclave_destroy(two);
+    spm_enclave_destroy(one);
+}
+
 static void test_report_from_another_platform_refused(void **state)
 {
     (void)state;
@@ -729,16 +816,28 @@ static void test_platform_counters_through_the_cpu(void **state)
     struct me_test_counter inc = {.increment = 1}, read = {.increment = 0};
     memcpy(inc.id, "test-counter-0001", 16);
     memcpy(read.id, inc.id, 16);
-    uint64_t v = 99;
+    static const uint8_t zero[32];
+    struct me_test_counter_value v;
+    memset(&v, 0x99, sizeof(v));
     assert_int_equal(call(y, ME_TEST_ECALL_COUNTER, &read, sizeof(read), &v, sizeof(v)), 0);
-    assert_int_equal(v, 0);
+    assert_int_equal(v.value, 0);
+    assert_memory_equal(v.tag, zero, 32);
+    memset(inc.tag, 0x5a, sizeof(inc.tag));
     assert_int_equal(call(y, ME_TEST_ECALL_COUNTER, &inc, sizeof(inc), &v, sizeof(v)), 0);
-    assert_int_equal(v, 1);
+    assert_int_equal(v.value, 1);
+    /* The tag goes through the CPU leaf into the store and back. */
+    assert_int_equal(call(y, ME_TEST_ECALL_COUNTER, &read, sizeof(read), &v, sizeof(v)), 0);
+    assert_int_equal(v.value, 1);
+    assert_memory_equal(v.tag, inc.tag, 32);
     /* Shared by the signer's enclaves, private from other signers'. */
+    memset(inc.tag, 0xa5, sizeof(inc.tag));
     assert_int_equal(call(z, ME_TEST_ECALL_COUNTER, &inc, sizeof(inc), &v, sizeof(v)), 0);
-    assert_int_equal(v, 2);
+    assert_int_equal(v.value, 2);
+    assert_int_equal(call(y, ME_TEST_ECALL_COUNTER, &read, sizeof(read), &v, sizeof(v)), 0);
+    assert_memory_equal(v.tag, inc.tag, 32);
     assert_int_equal(call(other, ME_TEST_ECALL_COUNTER, &read, sizeof(read), &v, sizeof(v)), 0);
-    assert_int_equal(v, 0);
+    assert_int_equal(v.value, 0);
+    assert_memory_equal(v.tag, zero, 32);
     spm_enclave_destroy(other);
     spm_enclave_destroy(z);
     spm_enclave_destroy(y);
@@ -950,6 +1049,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_spmd_killed_between_escrow_and_release),
         cmocka_unit_test(test_rollback_of_state_refused),
         cmocka_unit_test(test_counter_failure_stops_me_and_restart_recovers),
+        cmocka_unit_test(test_second_spmd_on_copied_state_refused),
         cmocka_unit_test(test_report_from_another_platform_refused),
         cmocka_unit_test(test_tampered_hello_refused),
         cmocka_unit_test(test_tampered_sealed_messages_refused),

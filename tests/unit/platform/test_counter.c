@@ -1,8 +1,9 @@
 /* The platform's monotonic counter store, the ground the Migration Enclave's
  * rollback protection stands on: values persist across opens, never repeat
  * under concurrent increments (threads and processes), are private to one
- * MRSIGNER, and a damaged or moved counter file is refused with an error
- * naming it instead of silently reading as some other value. */
+ * MRSIGNER, keep the tag each increment stored with its value, and a
+ * damaged or moved counter file is refused with an error naming it instead
+ * of silently reading as some other value or tag. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -29,6 +30,9 @@ struct fixture {
 };
 
 static const uint8_t g_id[16] = "escrow-counter-1";
+/* Tag for increments whose tag does not matter, and where reads put one. */
+static const uint8_t g_tag[32] = "a tag the tests do not look at!";
+static uint8_t g_read_tag[32];
 
 static int setup(void **state)
 {
@@ -97,15 +101,15 @@ static void test_missing_reads_zero_and_increments_persist(void **state)
     uint8_t s[32];
     signer(s, 0xa1);
     uint64_t v = 99;
-    assert_int_equal(spm_sim_counter_read(f->p, s, g_id, &v), 0);
+    assert_int_equal(spm_sim_counter_read(f->p, s, g_id, &v, g_read_tag), 0);
     assert_int_equal(v, 0);
     for (uint64_t i = 1; i <= 5; i++) {
-        assert_int_equal(spm_sim_counter_increment(f->p, s, g_id, &v), 0);
+        assert_int_equal(spm_sim_counter_increment(f->p, s, g_id, g_tag, &v), 0);
         assert_int_equal(v, i);
     }
     /* Durable: a platform opened again (another process) reads the same. */
     struct spm_sim_platform *again = test_open(f->dir);
-    assert_int_equal(spm_sim_counter_read(again, s, g_id, &v), 0);
+    assert_int_equal(spm_sim_counter_read(again, s, g_id, &v, g_read_tag), 0);
     assert_int_equal(v, 5);
     spm_sim_platform_close(again);
 
@@ -130,16 +134,16 @@ static void test_namespaced_by_signer_and_id(void **state)
     memcpy(other_id, g_id, 16);
     other_id[15] ^= 1;
     uint64_t v;
-    assert_int_equal(spm_sim_counter_increment(f->p, a, g_id, &v), 0);
-    assert_int_equal(spm_sim_counter_increment(f->p, a, g_id, &v), 0);
+    assert_int_equal(spm_sim_counter_increment(f->p, a, g_id, g_tag, &v), 0);
+    assert_int_equal(spm_sim_counter_increment(f->p, a, g_id, g_tag, &v), 0);
     assert_int_equal(v, 2);
-    assert_int_equal(spm_sim_counter_read(f->p, b, g_id, &v), 0);
+    assert_int_equal(spm_sim_counter_read(f->p, b, g_id, &v, g_read_tag), 0);
     assert_int_equal(v, 0);
-    assert_int_equal(spm_sim_counter_read(f->p, a, other_id, &v), 0);
+    assert_int_equal(spm_sim_counter_read(f->p, a, other_id, &v, g_read_tag), 0);
     assert_int_equal(v, 0);
-    assert_int_equal(spm_sim_counter_increment(f->p, b, g_id, &v), 0);
+    assert_int_equal(spm_sim_counter_increment(f->p, b, g_id, g_tag, &v), 0);
     assert_int_equal(v, 1);
-    assert_int_equal(spm_sim_counter_read(f->p, a, g_id, &v), 0);
+    assert_int_equal(spm_sim_counter_read(f->p, a, g_id, &v, g_read_tag), 0);
     assert_int_equal(v, 2);
 }
 
@@ -150,7 +154,7 @@ static void expect_read_error(struct fixture *f, const uint8_t s[32], int expect
     struct test_capture capture;
     uint64_t v = 12345;
     test_capture_begin(&capture);
-    int ret = spm_sim_counter_read(f->p, s, g_id, &v);
+    int ret = spm_sim_counter_read(f->p, s, g_id, &v, g_read_tag);
     char *log = test_capture_end(&capture);
     if (ret != expected_error || !strstr(log, needle))
         print_error("read returned %d (expected %d); log:\n%s\n(expected to mention '%s')\n", ret,
@@ -160,7 +164,7 @@ static void expect_read_error(struct fixture *f, const uint8_t s[32], int expect
     assert_int_equal(v, 12345);
     /* An increment over a corrupt file must not "repair" it to 1. */
     test_capture_begin(&capture);
-    ret = spm_sim_counter_increment(f->p, s, g_id, &v);
+    ret = spm_sim_counter_increment(f->p, s, g_id, g_tag, &v);
     free(test_capture_end(&capture));
     assert_int_equal(ret, expected_error);
     free(log);
@@ -172,7 +176,7 @@ static void test_corrupt_files_refused_by_name(void **state)
     uint8_t s[32];
     signer(s, 0xa1);
     uint64_t v;
-    assert_int_equal(spm_sim_counter_increment(f->p, s, g_id, &v), 0);
+    assert_int_equal(spm_sim_counter_increment(f->p, s, g_id, g_tag, &v), 0);
     char *file = only_counter_file(f->dir);
     uint8_t *good = NULL;
     size_t size = 0;
@@ -201,7 +205,7 @@ static void test_corrupt_files_refused_by_name(void **state)
 
     /* Restored, the good file reads again. */
     assert_int_equal(spm_write_file_atomic(file, good, size, 0600), 0);
-    assert_int_equal(spm_sim_counter_read(f->p, s, g_id, &v), 0);
+    assert_int_equal(spm_sim_counter_read(f->p, s, g_id, &v, g_read_tag), 0);
     assert_int_equal(v, 1);
 
     /* Another counter's valid file moved to this counter's name (here: a
@@ -212,6 +216,84 @@ static void test_corrupt_files_refused_by_name(void **state)
     assert_int_equal(spm_write_file_atomic(other_file, good, size, 0600), 0);
     expect_read_error(f, other, -EBADMSG, "another counter");
     free(other_file);
+    free(good);
+    free(file);
+}
+
+/* Each value carries the tag its increment stored: returned by read, kept
+ * across reopening the platform, replaced by the next increment, and a
+ * flipped tag byte (or any other) is refused rather than read as another
+ * tag. A file of the tagless format 1 is refused by its version. */
+static void test_tag_stored_with_value(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t s[32], tag[32], t1[32], t2[32];
+    static const uint8_t zero[32];
+    signer(s, 0xa1);
+    memset(t1, 0x11, sizeof(t1));
+    memset(t2, 0x22, sizeof(t2));
+    t2[31] = 0x7f;
+    uint64_t v = 99;
+    memset(tag, 0xee, sizeof(tag));
+    assert_int_equal(spm_sim_counter_read(f->p, s, g_id, &v, tag), 0);
+    assert_int_equal(v, 0);
+    assert_memory_equal(tag, zero, 32);
+
+    assert_int_equal(spm_sim_counter_increment(f->p, s, g_id, t1, &v), 0);
+    assert_int_equal(v, 1);
+    assert_int_equal(spm_sim_counter_read(f->p, s, g_id, &v, tag), 0);
+    assert_int_equal(v, 1);
+    assert_memory_equal(tag, t1, 32);
+    assert_int_equal(spm_sim_counter_increment(f->p, s, g_id, t2, &v), 0);
+    assert_int_equal(v, 2);
+
+    /* Durable: another open of the platform reads the value and its tag. */
+    struct spm_sim_platform *again = test_open(f->dir);
+    memset(tag, 0, sizeof(tag));
+    assert_int_equal(spm_sim_counter_read(again, s, g_id, &v, tag), 0);
+    assert_int_equal(v, 2);
+    assert_memory_equal(tag, t2, 32);
+    spm_sim_platform_close(again);
+
+    /* Another signer's counter of the same id has its own tag. */
+    uint8_t other[32];
+    signer(other, 0xb2);
+    assert_int_equal(spm_sim_counter_read(f->p, other, g_id, &v, tag), 0);
+    assert_int_equal(v, 0);
+    assert_memory_equal(tag, zero, 32);
+
+    /* The tag sits at offset 72 of the file, covered by the checksum. */
+    char *file = only_counter_file(f->dir);
+    uint8_t *good = NULL;
+    size_t size = 0;
+    assert_int_equal(spm_read_file(file, 4096, &good, &size), 0);
+    assert_int_equal(size, 136);
+    assert_memory_equal(good + 72, t2, 32);
+    for (size_t i = 72; i < 104; i++) {
+        uint8_t bad[SPM_SIM_COUNTER_FILE_SIZE];
+        memcpy(bad, good, size);
+        bad[i] ^= 0x01;
+        assert_int_equal(spm_write_file_atomic(file, bad, size, 0600), 0);
+        expect_read_error(f, s, -EBADMSG, "checksum mismatch");
+    }
+
+    /* A well-formed version 1 file (no tag) for this counter, value 2. */
+    uint8_t v1[104];
+    memset(v1, 0, sizeof(v1));
+    memcpy(v1, SPM_SIM_COUNTER_MAGIC, 8);
+    v1[8] = 1;
+    v1[12] = 104;
+    memcpy(v1 + 16, s, 32);
+    memcpy(v1 + 48, g_id, 16);
+    v1[64] = 2;
+    spm_sha256(v1, 72, v1 + 72);
+    assert_int_equal(spm_write_file_atomic(file, v1, sizeof(v1), 0600), 0);
+    expect_read_error(f, s, -EBADMSG, "has version 1");
+
+    assert_int_equal(spm_write_file_atomic(file, good, size, 0600), 0);
+    assert_int_equal(spm_sim_counter_read(f->p, s, g_id, &v, tag), 0);
+    assert_int_equal(v, 2);
+    assert_memory_equal(tag, t2, 32);
     free(good);
     free(file);
 }
@@ -229,7 +311,7 @@ static void *increment_main(void *arg)
     uint8_t s[32];
     signer(s, 0xa1);
     for (int i = 0; i < w->count; i++)
-        if (spm_sim_counter_increment(w->p, s, g_id, &w->seen[i]) != 0)
+        if (spm_sim_counter_increment(w->p, s, g_id, g_tag, &w->seen[i]) != 0)
             w->failures++;
     return NULL;
 }
@@ -256,7 +338,7 @@ static void test_concurrent_increments_never_repeat(void **state)
         signer(s, 0xa1);
         uint64_t v;
         for (int i = 0; i < CHILD; i++)
-            if (spm_sim_counter_increment(p, s, g_id, &v) != 0)
+            if (spm_sim_counter_increment(p, s, g_id, g_tag, &v) != 0)
                 _exit(1);
         _exit(0);
     }
@@ -281,7 +363,7 @@ static void test_concurrent_increments_never_repeat(void **state)
     uint8_t s[32];
     signer(s, 0xa1);
     uint64_t v;
-    assert_int_equal(spm_sim_counter_read(f->p, s, g_id, &v), 0);
+    assert_int_equal(spm_sim_counter_read(f->p, s, g_id, &v, g_read_tag), 0);
     assert_int_equal(v, THREADS * PER_THREAD + CHILD);
     free(seen);
 }
@@ -293,6 +375,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_namespaced_by_signer_and_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_files_refused_by_name, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tag_stored_with_value, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_increments_never_repeat, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

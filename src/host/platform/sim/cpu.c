@@ -270,18 +270,25 @@ static uint64_t sim_enclu(uint64_t leaf, uint64_t rbx, uint64_t rcx, uint64_t rd
                                          (uint8_t *)rcx);
     }
     if (leaf == SPM_SIM_ENCLU_COUNTER_READ || leaf == SPM_SIM_ENCLU_COUNTER_INCREMENT) {
-        if (!range_in_enclave(e, rbx, 16, 16) || !range_in_enclave(e, rcx, 8, 8))
+        if (!range_in_enclave(e, rbx, 16, 16) || !range_in_enclave(e, rcx, 8, 8) ||
+            !range_in_enclave(e, rdx, SPM_SIM_COUNTER_TAG_SIZE, 16))
             return SGX_INVALID_ATTRIBUTE;
         /* Copied out of the enclave first, as the CPU latches operands. */
-        uint8_t id[16];
+        uint8_t id[16], tag[SPM_SIM_COUNTER_TAG_SIZE];
         uint64_t value = 0;
         memcpy(id, (const void *)rbx, sizeof(id));
-        int ret = leaf == SPM_SIM_ENCLU_COUNTER_READ
-                      ? spm_sim_counter_read(e->platform, e->secs.mr_signer, id, &value)
-                      : spm_sim_counter_increment(e->platform, e->secs.mr_signer, id, &value);
+        int ret;
+        if (leaf == SPM_SIM_ENCLU_COUNTER_READ) {
+            ret = spm_sim_counter_read(e->platform, e->secs.mr_signer, id, &value, tag);
+        } else {
+            memcpy(tag, (const void *)rdx, sizeof(tag));
+            ret = spm_sim_counter_increment(e->platform, e->secs.mr_signer, id, tag, &value);
+        }
         if (ret < 0)
             return SIM_ENCLU_INTERNAL_ERROR;
         memcpy((void *)rcx, &value, sizeof(value));
+        if (leaf == SPM_SIM_ENCLU_COUNTER_READ)
+            memcpy((void *)rdx, tag, sizeof(tag));
         return SGX_SUCCESS;
     }
     return SGX_INVALID_ATTRIBUTE;

@@ -76,15 +76,18 @@ int spm_sim_quote(const struct spm_sim_platform *p, const struct sgx_report *rep
                   uint8_t **quote, size_t *quote_size) __attribute__((warn_unused_result));
 
 /* Platform monotonic counters (sim_internal.h describes the store): the
- * counter `id` of the enclaves whose MRSIGNER is `mrsigner`. read: a counter
- * never incremented reads 0. increment: adds one under the store's lock and
- * returns the new value, durable before it returns. Errors are logged with
- * the file's name: -EBADMSG for a corrupt counter file, -EOVERFLOW at
- * UINT64_MAX, other -errno from the file system. */
+ * counter `id` of the enclaves whose MRSIGNER is `mrsigner`, a value and the
+ * 32-byte tag the increment that produced it stored. read: a counter never
+ * incremented reads 0 with an all-zero tag. increment: adds one and stores
+ * `tag` with the new value under the store's lock, returns the new value,
+ * durable before it returns. Errors are logged with the file's name:
+ * -EBADMSG for a corrupt counter file (or one of an older format),
+ * -EOVERFLOW at UINT64_MAX, other -errno from the file system. */
 int spm_sim_counter_read(const struct spm_sim_platform *p, const uint8_t mrsigner[32],
-                         const uint8_t id[16], uint64_t *value) __attribute__((warn_unused_result));
+                         const uint8_t id[16], uint64_t *value, uint8_t tag[32])
+    __attribute__((warn_unused_result));
 int spm_sim_counter_increment(const struct spm_sim_platform *p, const uint8_t mrsigner[32],
-                              const uint8_t id[16], uint64_t *value)
+                              const uint8_t id[16], const uint8_t tag[32], uint64_t *value)
     __attribute__((warn_unused_result));
 
 #endif

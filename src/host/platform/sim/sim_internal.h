@@ -48,31 +48,43 @@
  * reads 0. Like platform.state, the store is protected only by its mode:
  * the simulation does not defend against the local root user.
  *
- * Counter file (version 1), 104 bytes, integers little-endian:
+ * Each counter holds a value and a 32-byte tag stored with it by the
+ * increment that produced it (the Migration Enclave stores the digest of the
+ * state it just wrote): a value alone cannot tell the writer's own pending
+ * write from another writer's at the same number, the tag can. A missing
+ * file reads value 0 and an all-zero tag.
+ *
+ * Counter file (version 2), 136 bytes, integers little-endian:
  *   0   8  magic "SPMCNTR\0"
- *   8   4  version (1)
- *   12  4  total file size (104)
+ *   8   4  version (2)
+ *   12  4  total file size (136)
  *   16 32  MRSIGNER of the enclaves the counter belongs to
  *   48 16  counter id
  *   64  8  value
- *   72 32  SHA-256 of bytes [0, 72): truncation and bit rot, and a file
- *          moved to another counter's name, are reported as corrupt */
+ *   72 32  tag stored with the value
+ *   104 32 SHA-256 of bytes [0, 104): truncation and bit rot, and a file
+ *          moved to another counter's name, are reported as corrupt
+ * Version 1 files (no tag) are refused with an error naming the version:
+ * nothing was deployed with them. */
 #define SPM_SIM_COUNTER_DIR       "counters"
 #define SPM_SIM_COUNTER_LOCK_FILE "lock"
 #define SPM_SIM_COUNTER_MAGIC     "SPMCNTR\0"
-#define SPM_SIM_COUNTER_VERSION   1u
-#define SPM_SIM_COUNTER_FILE_SIZE 104u
+#define SPM_SIM_COUNTER_VERSION   2u
+#define SPM_SIM_COUNTER_FILE_SIZE 136u
+#define SPM_SIM_COUNTER_TAG_SIZE  32u
 
 /* SPM-specific ENCLU leaves of the simulated CPU, far from SGX's (0..8) so
  * no future SGX leaf collides. Operands lie inside the calling enclave, as
- * for EGETKEY: RBX = 16-byte counter id (16-byte aligned), RCX = u64 that
- * receives the value (8-byte aligned). The counter is namespaced by the
- * caller's MRSIGNER (from its SECS), so enclaves of one author share
- * counters and no other author can read or move them. RAX = SGX_SUCCESS,
- * SGX_INVALID_ATTRIBUTE for bad operands, or SIM_ENCLU_INTERNAL_ERROR when
- * the store fails (the error is logged on the host with the file's name).
- * src/trusted/sgx.c repeats these numbers: trusted code cannot include this
- * header. */
+ * for EGETKEY: RBX = 16-byte counter id (16-byte aligned), RCX = u64 value
+ * (8-byte aligned), RDX = 32-byte tag (16-byte aligned). READ writes the
+ * value and its tag to RCX and RDX; INCREMENT reads the tag to store with
+ * the new value from RDX and writes the new value to RCX. The counter is
+ * namespaced by the caller's MRSIGNER (from its SECS), so enclaves of one
+ * author share counters and no other author can read or move them. RAX =
+ * SGX_SUCCESS, SGX_INVALID_ATTRIBUTE for bad operands, or
+ * SIM_ENCLU_INTERNAL_ERROR when the store fails (the error is logged on the
+ * host with the file's name). src/trusted/sgx.c repeats these numbers:
+ * trusted code cannot include this header. */
 #define SPM_SIM_ENCLU_COUNTER_READ      0x53504d01u /* "SPM" 1 */
 #define SPM_SIM_ENCLU_COUNTER_INCREMENT 0x53504d02u /* "SPM" 2 */
 

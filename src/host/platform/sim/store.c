@@ -479,6 +479,7 @@ static int counter_path(const struct spm_sim_platform *p, const uint8_t mrsigner
 }
 
 static void encode_counter(const uint8_t mrsigner[32], const uint8_t id[16], uint64_t value,
+                           const uint8_t tag[SPM_SIM_COUNTER_TAG_SIZE],
                            uint8_t out[SPM_SIM_COUNTER_FILE_SIZE])
 {
     memset(out, 0, SPM_SIM_COUNTER_FILE_SIZE);
@@ -489,18 +490,21 @@ static void encode_counter(const uint8_t mrsigner[32], const uint8_t id[16], uin
     memcpy(out + 48, id, 16);
     for (unsigned i = 0; i < 8; i++)
         out[64 + i] = (uint8_t)(value >> (8 * i));
-    spm_sha256(out, 72, out + 72);
+    memcpy(out + 72, tag, SPM_SIM_COUNTER_TAG_SIZE);
+    spm_sha256(out, 104, out + 104);
 }
 
-/* Reads the counter at `path`; a missing file is 0, anything else that is
- * not exactly this counter's file is -EBADMSG with the file named. */
+/* Reads the counter at `path`; a missing file is 0 with an all-zero tag,
+ * anything else that is not exactly this counter's file (in this format) is
+ * -EBADMSG with the file named. */
 static int load_counter(const char *path, const uint8_t mrsigner[32], const uint8_t id[16],
-                        uint64_t *value)
+                        uint64_t *value, uint8_t tag[SPM_SIM_COUNTER_TAG_SIZE])
 {
     struct stat st;
     if (lstat(path, &st) < 0) {
         if (errno == ENOENT) {
             *value = 0;
+            memset(tag, 0, SPM_SIM_COUNTER_TAG_SIZE);
             return 0;
         }
         int err = errno;
@@ -524,8 +528,11 @@ static int load_counter(const char *path, const uint8_t mrsigner[32], const uint
         goto out;
     }
     if (get32(data + 8) != SPM_SIM_COUNTER_VERSION) {
-        spm_error("monotonic counter file %s has version %u; this spm reads version %u", path,
-                  get32(data + 8), SPM_SIM_COUNTER_VERSION);
+        /* Version 1 had no tag: reading it as "tag all zero" would let the
+         * ME accept any state at that version, so it is refused. */
+        spm_error("monotonic counter file %s has version %u; this spm reads version %u (a "
+                  "counter store of an older spm: recreate the platform's counters)",
+                  path, get32(data + 8), SPM_SIM_COUNTER_VERSION);
         goto out;
     }
     if (size != SPM_SIM_COUNTER_FILE_SIZE || get32(data + 12) != SPM_SIM_COUNTER_FILE_SIZE) {
@@ -533,8 +540,8 @@ static int load_counter(const char *path, const uint8_t mrsigner[32], const uint
                   size, SPM_SIM_COUNTER_FILE_SIZE);
         goto out;
     }
-    spm_sha256(data, 72, digest);
-    if (spm_ct_memcmp(digest, data + 72, 32) != 0) {
+    spm_sha256(data, 104, digest);
+    if (spm_ct_memcmp(digest, data + 104, 32) != 0) {
         spm_error("monotonic counter file %s is corrupt: checksum mismatch", path);
         goto out;
     }
@@ -548,6 +555,7 @@ static int load_counter(const char *path, const uint8_t mrsigner[32], const uint
     for (unsigned i = 0; i < 8; i++)
         v |= (uint64_t)data[64 + i] << (8 * i);
     *value = v;
+    memcpy(tag, data + 72, SPM_SIM_COUNTER_TAG_SIZE);
     ret = 0;
 out:
     free(data);
@@ -555,19 +563,19 @@ out:
 }
 
 int spm_sim_counter_read(const struct spm_sim_platform *p, const uint8_t mrsigner[32],
-                         const uint8_t id[16], uint64_t *value)
+                         const uint8_t id[16], uint64_t *value, uint8_t tag[32])
 {
     char path[PATH_MAX];
     int ret = counter_path(p, mrsigner, id, path);
     if (ret < 0)
         return ret;
     /* Writers replace the file by rename: a reader sees the old or the new
-     * value, so reading needs no lock. */
-    return load_counter(path, mrsigner, id, value);
+     * value (with its tag), so reading needs no lock. */
+    return load_counter(path, mrsigner, id, value, tag);
 }
 
 int spm_sim_counter_increment(const struct spm_sim_platform *p, const uint8_t mrsigner[32],
-                              const uint8_t id[16], uint64_t *value)
+                              const uint8_t id[16], const uint8_t tag[32], uint64_t *value)
 {
     char path[PATH_MAX], dir[PATH_MAX], lock_path[PATH_MAX];
     int ret = counter_path(p, mrsigner, id, path);
@@ -593,7 +601,8 @@ int spm_sim_counter_increment(const struct spm_sim_platform *p, const uint8_t mr
         return ret;
     }
     uint64_t current = 0;
-    if ((ret = load_counter(path, mrsigner, id, &current)) < 0)
+    uint8_t current_tag[SPM_SIM_COUNTER_TAG_SIZE];
+    if ((ret = load_counter(path, mrsigner, id, &current, current_tag)) < 0)
         goto out;
     if (current == UINT64_MAX) {
         spm_error("monotonic counter %s is at its maximum and cannot advance", path);
@@ -601,7 +610,7 @@ int spm_sim_counter_increment(const struct spm_sim_platform *p, const uint8_t mr
         goto out;
     }
     uint8_t file[SPM_SIM_COUNTER_FILE_SIZE];
-    encode_counter(mrsigner, id, current + 1, file);
+    encode_counter(mrsigner, id, current + 1, tag, file);
     if ((ret = spm_write_file_atomic(path, file, sizeof(file), 0600)) < 0) {
         spm_error("cannot advance monotonic counter %s", path);
         goto out;
