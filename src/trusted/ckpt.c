@@ -733,7 +733,8 @@ static int ckpt_abort(void)
     if (c->escrow_maybe_sent) {
         /* An escrowed key next to a running enclave would be a fork: run on
          * only once the ME confirmed that this checkpoint can never be
-         * released (CANCEL answers 0 for a key it never got, too). */
+         * released (CANCEL answers 0 for a key it never got, too, and
+         * -EALREADY / -ESTALE when another copy already resumed it). */
         struct spm_me_checkpoint_ref ref;
         checkpoint_ref(c, &ref);
         if ((ret = me_connect()) == 0) {
@@ -745,6 +746,16 @@ static int ckpt_abort(void)
                 if ((ret = me_connect()) == 0)
                     ret = trts_me_cancel(me_session(), &ref);
             }
+        }
+        if (ret == -EALREADY || ret == -ESTALE) {
+            /* The ME's verdict: this checkpoint was resumed by another copy
+             * (or superseded by a newer one). That copy is the enclave now;
+             * this one must never run again. */
+            set_phase(TRTS_PHASE_DEAD);
+            me_disconnect();
+            wipe_key(c);
+            wipe_runs(&c->header);
+            return ret;
         }
         if (ret < 0) {
             if (ret == -ECONNRESET)

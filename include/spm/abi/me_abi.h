@@ -39,7 +39,11 @@
  *            first lease wins, the same lease again is answered OK (a lost
  *            reply can be retried). Persisted before the reply.
  *   CANCEL   an aborted export: consume the checkpoint without a restore,
- *            so the enclave that keeps running is the only copy. */
+ *            so the enclave that keeps running is the only copy. Answers 0
+ *            only when no other copy can hold the state (cancelled now or
+ *            before, or never escrowed); -EALREADY when the checkpoint was
+ *            resumed and -ESTALE when the lineage has a newer one: another
+ *            copy runs, and the asking enclave must never run again. */
 #ifndef SPM_ABI_ME_ABI_H
 #define SPM_ABI_ME_ABI_H
 

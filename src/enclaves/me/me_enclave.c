@@ -278,9 +278,11 @@ static struct me_entry *find_checkpoint(const struct spm_me_checkpoint_ref *ref,
     return other;
 }
 
-/* A free slot, else the consumed or cancelled entry changed longest ago
- * (its key is gone already; forgetting it only turns a late -EALREADY into
- * -ENOENT). NULL when every entry still holds a key. */
+/* A free slot, else the cancelled entry changed longest ago (its enclave
+ * ran on; forgetting it only turns a repeated CANCEL into a 0 it already
+ * got). Consumed entries are kept: they are the proof that a checkpoint was
+ * resumed, which a late CANCEL from a frozen copy must be told (-EALREADY)
+ * rather than "nothing to cancel". NULL when nothing may be forgotten. */
 static struct me_entry *free_slot(void)
 {
     struct me_entry *oldest = NULL;
@@ -288,7 +290,7 @@ static struct me_entry *free_slot(void)
         struct me_entry *e = &g_me.entries[i];
         if (e->state == ENTRY_FREE)
             return e;
-        if (e->state != ENTRY_ESCROWED && (!oldest || e->changed_at < oldest->changed_at))
+        if (e->state == ENTRY_CANCELLED && (!oldest || e->changed_at < oldest->changed_at))
             oldest = e;
     }
     return oldest;
@@ -422,14 +424,23 @@ static int do_cancel(const struct me_identity *who, const uint8_t *body, size_t 
     if (body_size != sizeof(ref))
         return -EINVAL;
     memcpy(&ref, body, sizeof(ref));
+    /* The caller is an enclave frozen after an export whose ESCROW reply it
+     * never saw; 0 lets it run on. That is safe only if no other copy can
+     * hold this state: never escrowed, or cancelled. A checkpoint that was
+     * resumed (-EALREADY) or superseded by a newer one of the lineage
+     * (-ESTALE) means another copy runs, and the caller must die. */
     struct me_entry *e = find_checkpoint(&ref, who);
-    if (!e)
-        return 0; /* nothing to cancel */
+    if (!e) {
+        int missing = missing_status(&ref, who);
+        return missing == -ENOENT ? 0 : missing; /* 0: the escrow never arrived */
+    }
     int ret = check_ref(e, &ref, who);
     if (ret < 0)
         return ret;
+    if (e->state == ENTRY_CONSUMED)
+        return -EALREADY;
     if (e->state != ENTRY_ESCROWED)
-        return 0;
+        return 0; /* cancelled before: this is a retry */
     struct me_entry updated = *e;
     updated.state = ENTRY_CANCELLED;
     spm_wipe(updated.key, sizeof(updated.key));

@@ -344,6 +344,16 @@ abort:;
                          "checkpoint of the enclave at %#llx failed at %s: %s; aborted, the "
                          "enclave runs on",
                          (unsigned long long)e->base, step, strerror(-ret));
+    } else if (abort_ret == -EALREADY || abort_ret == -ESTALE) {
+        e->state = SPM_ENCLAVE_ABORT_PENDING;
+        e->abort_refused = abort_ret;
+        set_error_locked(e, abort_ret,
+                         "checkpoint of the enclave at %#llx failed at %s: %s, and the Migration "
+                         "Enclave refused the cancel: %s. Another copy of this enclave runs with "
+                         "that state, so this one never will",
+                         (unsigned long long)e->base, step, strerror(-ret),
+                         abort_ret == -EALREADY ? "the checkpoint was already resumed"
+                                                : "a newer checkpoint exists");
     } else {
         e->state = SPM_ENCLAVE_ABORT_PENDING;
         set_error_locked(e, ret,
@@ -437,8 +447,16 @@ int spm_urts_import(struct spm_enclave *e, const struct spm_ckpt_options *o,
         return 0;
     }
     if (state == SPM_ENCLAVE_ABORT_PENDING) {
+        int refused = e->abort_refused;
         pthread_mutex_unlock(&e->lock);
-        return retry_abort(e);
+        int ret = refused ? refused : retry_abort(e);
+        if (ret == -EALREADY || ret == -ESTALE) {
+            pthread_mutex_lock(&e->lock);
+            e->abort_refused = ret;
+            pthread_mutex_unlock(&e->lock);
+            *permanent = true; /* another copy resumed this state */
+        }
+        return ret;
     }
     if (state != SPM_ENCLAVE_EXPORTED) {
         pthread_mutex_unlock(&e->lock);

@@ -49,6 +49,10 @@ struct spm_enclave {
     bool gate_closed;
     uint32_t inside;
     enum spm_enclave_state state;
+    /* With ABORT_PENDING: the ME refused the cancel because another copy
+     * resumed the checkpoint (-EALREADY) or a newer one exists (-ESTALE).
+     * The enclave is dead for good; 0 otherwise. */
+    int abort_refused;
 
     /* The checkpoint image while exported (an anonymous mapping CRIU dumps
      * like any page), and what the last export/import did. */

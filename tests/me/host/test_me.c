@@ -490,6 +490,20 @@ static void test_cancel(void **state)
     assert_int_equal(cancel(y, &ref), 0);
     struct spm_me_checkpoint_ref unknown = ref_of(0x77, 1, 1);
     assert_int_equal(cancel(y, &unknown), 0); /* nothing to cancel */
+    /* A frozen enclave whose ESCROW reply was lost asks to cancel after
+     * another copy already resumed the checkpoint: it is told so, and must
+     * die rather than run on next to that copy. */
+    struct spm_me_checkpoint_ref resumed = ref_of(0x78, 1, 1);
+    fresh_key(key);
+    assert_int_equal(escrow(y, &resumed, key), 0);
+    assert_int_equal(release(y, &resumed, got), 0);
+    assert_int_equal(commit(y, &resumed, 1), 0);
+    assert_int_equal(cancel(y, &resumed), -EALREADY);
+    /* ... or after the lineage moved on to a newer checkpoint. */
+    struct spm_me_checkpoint_ref newer = ref_of(0x78, 2, 2);
+    fresh_key(key);
+    assert_int_equal(escrow(y, &newer, key), 0);
+    assert_int_equal(cancel(y, &resumed), -ESTALE);
     spm_enclave_destroy(y);
 }
 

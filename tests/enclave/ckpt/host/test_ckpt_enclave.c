@@ -1307,6 +1307,42 @@ static void test_lost_cancel_enclave_stays_frozen_until_retry(void **state)
     spm_enclave_destroy(e);
 }
 
+/* 4. The fork the CANCEL must not open: the ESCROW reply is lost, so the
+ * enclave stays frozen; meanwhile a second copy of the process (here a
+ * fork) restores the image and COMMITs. The frozen original then asks the
+ * ME to CANCEL: the ME answers -EALREADY, and the original must die rather
+ * than thaw, or two enclaves would run the same state. */
+static void test_cancel_after_another_copy_resumed_kills_this_one(void **state)
+{
+    (void)state;
+    const uint64_t heap = 128 << 10;
+    struct spm_enclave *e = load(g_small);
+    fill(e, 0xf0f, heap);
+    uint64_t before = count(e);
+    uint8_t *image;
+    size_t size = export_with_lost_escrow_reply(e, &image);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        setenv(SPM_SPMD_SOCKET_ENV, g_sock, 1); /* straight to spmd: no relay thread here */
+        bool permanent;
+        int ret = restore_from(e, image, size, &permanent);
+        uint64_t v = 0;
+        int c = ret == 0 ? call(e, CKPT_TEST_COUNT, NULL, 0, &v, sizeof(v), NULL) : -1;
+        _exit(ret == 0 && c == 0 && v == before + 1 ? 0 : 1);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0); /* the other copy resumed the state */
+    assert_int_equal(rt_simple(e, SPM_RT_ECALL_CKPT_ABORT), -EALREADY);
+    uint64_t v = 0;
+    assert_true(call(e, CKPT_TEST_COUNT, NULL, 0, &v, sizeof(v), NULL) < 0);
+    assert_true(rt_simple(e, SPM_RT_ECALL_CKPT_ABORT) < 0); /* and it stays dead */
+    spm_enclave_destroy(e);
+}
+
 /* ---- Setup ---- */
 
 static int setup_platform(void **state)
@@ -1369,6 +1405,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_cancelled_escrow_never_restores, proxy_setup,
                                         proxy_teardown),
         cmocka_unit_test_setup_teardown(test_lost_cancel_enclave_stays_frozen_until_retry,
+                                        proxy_setup, proxy_teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_after_another_copy_resumed_kills_this_one,
                                         proxy_setup, proxy_teardown),
     };
     int failed = cmocka_run_group_tests_name("without a Migration Enclave", without_me, NULL, NULL);
