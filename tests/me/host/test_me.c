@@ -33,6 +33,7 @@
 #include "me_test_abi.h"
 #include "platform/sim/sim.h"
 #include "spm/urts.h"
+#include "spmd_child.h"
 
 static const char *g_spmd_exe, *g_y, *g_z, *g_old, *g_debug, *g_other, *g_me, *g_fake_other,
     *g_fake_debug;
@@ -41,51 +42,16 @@ static char g_dir[256], g_plat_a[320], g_plat_b[320], g_state[320], g_spmd_sock[
 
 /* ---- spmd as a child process ---- */
 
-static pid_t g_spmd_pid;
-static uint64_t g_elrange_base, g_elrange_size;
+static struct spm_test_spmd g_spmd;
 
 /* Starts spmd with the test's platform, state and socket; returns 0 once it
- * printed its readiness line, or its exit status (> 0) if it stopped. */
+ * is ready, or its exit status (> 0) if it stopped. */
 static int spmd_start_with(const char *me_image, const char *extra)
 {
-    int out[2];
-    assert_int_equal(pipe(out), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(out[1], 1);
-        int log = open(g_spmd_log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        if (log >= 0)
-            dup2(log, 2);
-        close(out[0]);
-        const char *argv[] = {g_spmd_exe,  "--platform", g_plat_a, "--state", g_state, "--socket",
-                              g_spmd_sock, "--me",       me_image, extra,     NULL};
-        execv(g_spmd_exe, (char *const *)argv);
-        _exit(127);
-    }
-    close(out[1]);
-    char line[512];
-    size_t n = 0;
-    struct pollfd p = {.fd = out[0], .events = POLLIN};
-    while (n < sizeof(line) - 1 && poll(&p, 1, 20000) > 0) {
-        ssize_t got = read(out[0], line + n, 1);
-        if (got <= 0)
-            break;
-        if (line[n++] == '\n')
-            break;
-    }
-    line[n] = 0;
-    close(out[0]);
-    if (!strstr(line, "spmd: ready on")) {
-        int status = 0;
-        waitpid(pid, &status, 0);
-        return WIFEXITED(status) ? (WEXITSTATUS(status) ? WEXITSTATUS(status) : 255) : 254;
-    }
-    const char *el = strstr(line, "ELRANGE ");
-    assert_non_null(el);
-    assert_int_equal(sscanf(el, "ELRANGE %lx+%lx", &g_elrange_base, &g_elrange_size), 2);
-    g_spmd_pid = pid;
-    return 0;
+    int ret = spm_test_spmd_start(g_spmd_exe, g_plat_a, g_state, g_spmd_sock, me_image, extra,
+                                  g_spmd_log, &g_spmd);
+    assert_true(ret >= 0);
+    return ret;
 }
 
 static void spmd_start(void)
@@ -96,11 +62,9 @@ static void spmd_start(void)
 /* Stops spmd with `sig`; returns its wait status. */
 static int spmd_stop(int sig)
 {
-    assert_true(g_spmd_pid > 0);
-    kill(g_spmd_pid, sig);
-    int status = 0;
-    assert_int_equal(waitpid(g_spmd_pid, &status, 0), g_spmd_pid);
-    g_spmd_pid = 0;
+    assert_true(g_spmd.pid > 0);
+    int status = spm_test_spmd_stop(&g_spmd, sig);
+    assert_true(status != -1);
     return status;
 }
 
@@ -631,8 +595,8 @@ static void test_counter_failure_stops_me_and_restart_recovers(void **state)
     assert_int_equal(escrow(y, &ref, key), -EIO);
     assert_int_equal(release(y, &ref, got), -EIO); /* the ME refuses everything now */
     int status = 0;
-    assert_int_equal(waitpid(g_spmd_pid, &status, 0), g_spmd_pid);
-    g_spmd_pid = 0;
+    assert_int_equal(waitpid(g_spmd.pid, &status, 0), g_spmd.pid);
+    g_spmd.pid = 0;
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 1);
     assert_int_equal(swap_counters(saved, saved_size, NULL), count);
@@ -663,7 +627,7 @@ static void test_second_spmd_on_copied_state_refused(void **state)
     memcpy(sock_a, g_spmd_sock, sizeof(sock_a));
     snprintf(state_b, sizeof(state_b), "%s/state-b", g_dir);
     snprintf(sock_b, sizeof(sock_b), "%s/run-b/spmd.sock", g_dir);
-    pid_t pid_a = g_spmd_pid;
+    pid_t pid_a = g_spmd.pid;
 
     struct spm_enclave *one = opened(g_y);
     struct spm_me_checkpoint_ref ref = ref_of(14, 1, 1);
@@ -679,7 +643,7 @@ static void test_second_spmd_on_copied_state_refused(void **state)
     memcpy(g_state, state_b, sizeof(g_state));
     memcpy(g_spmd_sock, sock_b, sizeof(g_spmd_sock));
     assert_int_equal(spmd_start_with(g_me, NULL), 0);
-    pid_t pid_b = g_spmd_pid;
+    pid_t pid_b = g_spmd.pid;
 
     /* Enclave 1 restores via A: released and committed with lease 1. */
     memcpy(g_spmd_sock, sock_a, sizeof(g_spmd_sock));
@@ -701,7 +665,7 @@ static void test_second_spmd_on_copied_state_refused(void **state)
     assert_int_equal(release(two, &ref, got), -EIO); /* B refuses everything and exits */
     int status = 0;
     assert_int_equal(waitpid(pid_b, &status, 0), pid_b);
-    g_spmd_pid = 0;
+    g_spmd.pid = 0;
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 1);
     assert_int_equal(swap_counters(saved, saved_size, NULL), count);
@@ -718,7 +682,7 @@ static void test_second_spmd_on_copied_state_refused(void **state)
      * not, no key any more, and A keeps serving (its counter steps land). */
     memcpy(g_state, state_a, sizeof(g_state));
     memcpy(g_spmd_sock, sock_a, sizeof(g_spmd_sock));
-    g_spmd_pid = pid_a;
+    g_spmd.pid = pid_a;
     assert_int_equal(me_open(two), 0);
     assert_int_equal(commit(two, &ref, 2), -EALREADY);
     assert_int_equal(release(two, &ref, got), -EALREADY);
@@ -890,9 +854,9 @@ static void scan_dir_for_keys(const char *dir)
 static int scan_spmd_memory(void)
 {
     char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/maps", (int)g_spmd_pid);
+    snprintf(path, sizeof(path), "/proc/%d/maps", (int)g_spmd.pid);
     FILE *maps = fopen(path, "r");
-    snprintf(path, sizeof(path), "/proc/%d/mem", (int)g_spmd_pid);
+    snprintf(path, sizeof(path), "/proc/%d/mem", (int)g_spmd.pid);
     int mem = open(path, O_RDONLY);
     if (!maps || mem < 0) {
         if (maps)
@@ -908,7 +872,7 @@ static int scan_spmd_memory(void)
         char perms[8];
         if (sscanf(line, "%lx-%lx %7s", &start, &end, perms) != 3 || perms[0] != 'r')
             continue;
-        if (start >= g_elrange_base && end <= g_elrange_base + g_elrange_size)
+        if (start >= g_spmd.elrange_base && end <= g_spmd.elrange_base + g_spmd.elrange_size)
             continue;
         if (strstr(line, "[vvar]") || strstr(line, "[vsyscall]"))
             continue;
@@ -1021,7 +985,7 @@ static int remove_tree(const char *dir)
 static int group_teardown(void **state)
 {
     (void)state;
-    if (g_spmd_pid > 0) {
+    if (g_spmd.pid > 0) {
         int status = spmd_stop(SIGTERM);
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
             fprintf(stderr, "spmd exited with status %#x\n", status);

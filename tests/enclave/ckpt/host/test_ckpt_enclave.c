@@ -41,6 +41,7 @@
 #include "spm/abi/checkpoint_abi.h"
 #include "spm/abi/me_abi.h"
 #include "spm/urts.h"
+#include "spmd_child.h"
 #include "urts/checkpoint.h"
 #include "urts/urts_internal.h"
 
@@ -48,7 +49,7 @@
 
 static const char *g_spmd_exe, *g_me_image, *g_small, *g_big;
 static char g_dir[256], g_ca[300], g_plat[300], g_state[300], g_sock[300], g_spmd_log[300];
-static pid_t g_spmd_pid;
+static struct spm_test_spmd g_spmd;
 
 /* ---- Threads parked in CKPT_TEST_OCALL_PARK ---- */
 
@@ -595,41 +596,10 @@ static void test_encryption_speed_64_mib(void **state)
 
 static int spmd_start(void)
 {
-    int out[2];
-    if (pipe(out) < 0)
-        return -1;
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        dup2(out[1], 1);
-        int log = open(g_spmd_log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        if (log >= 0)
-            dup2(log, 2);
-        close(out[0]);
-        const char *argv[] = {g_spmd_exe, "--platform", g_plat, "--state",  g_state,
-                              "--socket", g_sock,       "--me", g_me_image, NULL};
-        execv(g_spmd_exe, (char *const *)argv);
-        _exit(127);
-    }
-    close(out[1]);
-    char line[512];
-    size_t n = 0;
-    struct pollfd p = {.fd = out[0], .events = POLLIN};
-    while (n < sizeof(line) - 1 && poll(&p, 1, 20000) > 0) {
-        ssize_t got = read(out[0], line + n, 1);
-        if (got <= 0 || line[n++] == '\n')
-            break;
-    }
-    line[n] = 0;
-    close(out[0]);
-    if (!strstr(line, "spmd: ready on")) {
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        return -1;
-    }
-    g_spmd_pid = pid;
-    return 0;
+    return spm_test_spmd_start(g_spmd_exe, g_plat, g_state, g_sock, g_me_image, NULL, g_spmd_log,
+                               &g_spmd) == 0
+               ? 0
+               : -1;
 }
 
 static int spmd_group_setup(void **state)
@@ -642,11 +612,7 @@ static int spmd_group_setup(void **state)
 static int spmd_group_teardown(void **state)
 {
     (void)state;
-    if (g_spmd_pid > 0) {
-        kill(g_spmd_pid, SIGTERM);
-        waitpid(g_spmd_pid, NULL, 0);
-        g_spmd_pid = 0;
-    }
+    spm_test_spmd_stop(&g_spmd, SIGTERM);
     return 0;
 }
 
