@@ -135,7 +135,13 @@ static int spm_pause_devices(int pid)
     if (g_stage != CR_PLUGIN_STAGE__DUMP) {
         /* A pre-dump copies memory while the process runs on. On the
          * simulated platform ELRANGE is ordinary memory, so that copy would
-         * hold the enclave's plaintext: refuse rather than leak it. */
+         * hold the enclave's plaintext: refuse rather than leak it, once a
+         * listener proves this is an SPM process and not a stale socket
+         * file under a reused pid. */
+        char reply[SPM_CONTROL_MAX_LINE];
+        int probe = spm_control_request(path, "status", reply, sizeof(reply), 2000);
+        if (probe == -ECONNREFUSED || probe == -ENOENT)
+            return -ENOTSUP;
         pr_spm(SPM_LOG_ERROR,
                "pid %d is an SPM enclave process: pre-dump is not supported (it would copy "
                "enclave memory); use a full dump",

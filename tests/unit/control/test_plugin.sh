@@ -53,6 +53,31 @@ grep -q "plugin: \`spm' hook 10" "$tmp/plain-dump.log" || fail "PAUSE_DEVICES no
 rm -f "$tmp"/*.img
 echo "ok 1: plain process dumped, the plugin stood aside"
 
+# 1b. A stale control socket under a reused pid (a killed SPM process leaves
+# its socket file behind): nobody listens, so the process is not an SPM one.
+setsid sleep 1000 </dev/null >/dev/null 2>&1 &
+reused=$!
+pids+=("$reused")
+mkdir -p "$SPM_RUN_DIR" "$tmp/d1b" "$tmp/d1c"
+python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' \
+    "$SPM_RUN_DIR/$reused.ctl"
+[[ -S $SPM_RUN_DIR/$reused.ctl ]] || fail "could not plant a stale socket"
+"$criu" dump -t "$reused" -D "$tmp/d1b" -o dump.log --libdir "$plugin_dir" ||
+    fail "a stale control socket made the dump of a plain process fail (see $tmp/d1b/dump.log)"
+setsid sleep 1000 </dev/null >/dev/null 2>&1 &
+reused=$!
+pids+=("$reused")
+python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' \
+    "$SPM_RUN_DIR/$reused.ctl"
+# (This kernel has no soft-dirty tracking: the pre-dump itself fails later,
+# after the plugin's hook ran, which is all this checks.)
+"$criu" pre-dump -t "$reused" -D "$tmp/d1c" -o pre-dump.log -v4 --libdir "$plugin_dir" \
+    >/dev/null 2>&1 || true
+grep -q "plugin: \`spm' hook 10" "$tmp/d1c/pre-dump.log" || fail "PAUSE_DEVICES not called at pre-dump"
+! grep -q "is an SPM enclave process" "$tmp/d1c/pre-dump.log" ||
+    fail "the plugin refused the pre-dump of a plain process with a stale socket"
+echo "ok 1b: stale control sockets do not make a process an SPM one (dump and pre-dump)"
+
 # 2. SPM process, export refused: the dump aborts, the process runs on.
 setsid "$sleeper" "$enclave" "$tmp/pid" "$tmp/count" </dev/null >"$tmp/sleeper.log" 2>&1 &
 pids+=("$!")
