@@ -23,7 +23,13 @@ struct spm_enclave_options {
     const spm_ocall_fn *ocalls; /* the app's ocall table, indexed by ocall id */
     uint32_t ocall_count;
     void *ocall_ctx;
+    uint32_t flags; /* SPM_LOAD_* */
 };
+
+/* This enclave is never checkpointed (the Migration Enclave itself): it
+ * gets no control socket, and CRIU's plugin treats its process as a plain
+ * one. Every other enclave can be checkpointed with no code of its own. */
+#define SPM_LOAD_NO_CHECKPOINT 1u
 
 /* Loads, measures and initialises `image_path` (simulated EINIT: refuses an
  * image whose measurement or SIGSTRUCT does not verify). *out is owned by

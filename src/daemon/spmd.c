@@ -155,6 +155,7 @@ static int start_me(struct spmd *d, const char *image, const char *platform, uin
         .ocalls = g_me_ocalls,
         .ocall_count = sizeof(g_me_ocalls) / sizeof(g_me_ocalls[0]),
         .ocall_ctx = d,
+        .flags = SPM_LOAD_NO_CHECKPOINT, /* the ME holds the keys: it never travels */
     };
     int ret = spm_enclave_load(image, &options, &d->me);
     if (ret < 0) {

@@ -185,7 +185,8 @@ int spm_enclave_load(const char *image_path, const struct spm_enclave_options *o
         spm_error("%s: the enclave's runtime failed to initialise: %s", image_path, strerror(-ret));
         goto fail;
     }
-    spm_urts_register(e);
+    if (!(options->flags & SPM_LOAD_NO_CHECKPOINT))
+        spm_urts_register(e);
     *out = e;
     return 0;
 fail:

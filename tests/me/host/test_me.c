@@ -9,6 +9,7 @@
  * argv: spmd y z old debug other me fake-me-other-signer fake-me-debug */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -30,6 +31,7 @@
 #include <cmocka.h>
 
 #include "common/fileio.h"
+#include "control/control.h"
 #include "me_test_abi.h"
 #include "platform/sim/sim.h"
 #include "spm/urts.h"
@@ -295,6 +297,10 @@ static double ms_since(const struct timespec *t0)
 static void test_escrow_then_release_to_same_identity(void **state)
 {
     (void)state;
+    /* The ME never travels: spmd opens no control socket for the plugin. */
+    char ctl[PATH_MAX];
+    snprintf(ctl, sizeof(ctl), "%s/%d.ctl", spm_control_run_dir(), (int)g_spmd.pid);
+    assert_int_equal(access(ctl, F_OK), -1);
     struct spm_enclave *a = opened(g_y);
     struct spm_me_checkpoint_ref ref = ref_of(1, 1, 1);
     uint8_t key[32], got[32];
