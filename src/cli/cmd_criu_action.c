@@ -54,17 +54,6 @@ static void usage(FILE *out)
             SPM_CLI_PLUGIN_NAME, SPM_CONTROL_TIMEOUT_ENV, SPM_CONTROL_THREADS_ENV);
 }
 
-static unsigned env_unsigned(const char *name, unsigned fallback, unsigned max)
-{
-    const char *v = getenv(name);
-    if (!v || !*v)
-        return fallback;
-    char *end;
-    errno = 0;
-    unsigned long n = strtoul(v, &end, 10);
-    return errno || *end || n == 0 || n > max ? fallback : (unsigned)n;
-}
-
 static bool export_recorded(const char *image_dir, pid_t pid)
 {
     pid_t ns_pid;
@@ -79,15 +68,10 @@ static bool export_recorded(const char *image_dir, pid_t pid)
 
 static int pre_dump(pid_t pid, const char *socket, const char *image_dir)
 {
-    unsigned timeout_ms =
-        env_unsigned(SPM_CONTROL_TIMEOUT_ENV, SPM_CONTROL_DEFAULT_TIMEOUT_MS, SPM_CONTROL_MAX_MS);
-    unsigned threads = env_unsigned(SPM_CONTROL_THREADS_ENV, 0, SPM_CONTROL_MAX_THREADS);
     char request[96], reply[SPM_CONTROL_MAX_LINE];
-    if (threads)
-        snprintf(request, sizeof(request), "export timeout_ms=%u threads=%u", timeout_ms, threads);
-    else
-        snprintf(request, sizeof(request), "export timeout_ms=%u", timeout_ms);
-    int ret = spm_control_request(socket, request, reply, sizeof(reply), timeout_ms + 30000);
+    const char *ignored[2]; /* defaults apply; nothing to add to CRIU's log here */
+    unsigned reply_ms = spm_control_export_request(request, sizeof(request), ignored);
+    int ret = spm_control_request(socket, request, reply, sizeof(reply), reply_ms);
     if (ret == -ECONNREFUSED || ret == -ENOENT)
         return 0; /* a stale socket file: not an SPM process */
     if (ret < 0) {

@@ -43,8 +43,6 @@ extern bool check_and_remove_inventory_plugin(const char *name, size_t n);
 
 #define pr_spm(level, fmt, ...) print_on_level(level, "spm: " fmt "\n", ##__VA_ARGS__)
 
-/* Beyond the export's wait for threads: capture, encryption and escrow. */
-#define EXPORT_MARGIN_MS 30000u
 /* How long exit(RESTORE) waits for each import to finish. */
 #define RESTORE_STATUS_WAIT_MS 60000u
 #define MAX_PIDS               4096
@@ -55,21 +53,6 @@ static pid_t g_exported[MAX_PIDS]; /* dump: export succeeded or may have */
 static unsigned g_exported_count;
 static pid_t g_resumed[MAX_PIDS]; /* restore: "resume" queued */
 static unsigned g_resumed_count;
-
-static unsigned env_unsigned(const char *name, unsigned fallback, unsigned max)
-{
-    const char *v = getenv(name);
-    if (!v || !*v)
-        return fallback;
-    char *end;
-    errno = 0;
-    unsigned long n = strtoul(v, &end, 10);
-    if (errno || *end || n == 0 || n > max) {
-        pr_spm(SPM_LOG_WARN, "ignoring %s=%s (want 1..%u)", name, v, max);
-        return fallback;
-    }
-    return (unsigned)n;
-}
 
 static void remember(pid_t *list, unsigned *count, pid_t pid)
 {
@@ -148,17 +131,15 @@ static int spm_pause_devices(int pid)
                pid);
         return -EPERM;
     }
-    unsigned timeout_ms =
-        env_unsigned(SPM_CONTROL_TIMEOUT_ENV, SPM_CONTROL_DEFAULT_TIMEOUT_MS, SPM_CONTROL_MAX_MS);
-    unsigned threads = env_unsigned(SPM_CONTROL_THREADS_ENV, 0, SPM_CONTROL_MAX_THREADS);
     char request[96], reply[SPM_CONTROL_MAX_LINE];
-    if (threads)
-        snprintf(request, sizeof(request), "export timeout_ms=%u threads=%u", timeout_ms, threads);
-    else
-        snprintf(request, sizeof(request), "export timeout_ms=%u", timeout_ms);
+    const char *ignored[2];
+    unsigned reply_ms = spm_control_export_request(request, sizeof(request), ignored);
+    for (int i = 0; i < 2; i++)
+        if (ignored[i])
+            pr_spm(SPM_LOG_WARN, "ignoring %s=%s (want a number in range)", ignored[i],
+                   getenv(ignored[i]));
     pr_spm(SPM_LOG_INFO, "pid %d: exporting its enclaves (%s)", pid, request);
-    int ret =
-        spm_control_request(path, request, reply, sizeof(reply), timeout_ms + EXPORT_MARGIN_MS);
+    int ret = spm_control_request(path, request, reply, sizeof(reply), reply_ms);
     if (ret == -ECONNREFUSED || ret == -ENOENT) {
         /* A socket file nobody listens on: left by a process that died. */
         pr_spm(SPM_LOG_INFO, "pid %d: %s has no listener; not an SPM process", pid, path);

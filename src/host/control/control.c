@@ -347,3 +347,35 @@ int spm_control_parse_request(const char *line, struct spm_control_request *out)
     }
     return 0;
 }
+
+/* The value of environment variable `name` if it is a number in 1..max;
+ * `fallback` if unset or empty, and also (naming it in *ignored) if not. */
+static unsigned env_unsigned(const char *name, unsigned fallback, unsigned max,
+                             const char **ignored)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return fallback;
+    char *end;
+    errno = 0;
+    unsigned long n = strtoul(v, &end, 10);
+    if (errno || *end || n == 0 || n > max) {
+        *ignored = name;
+        return fallback;
+    }
+    return (unsigned)n;
+}
+
+unsigned spm_control_export_request(char *request, size_t request_size, const char *ignored[2])
+{
+    ignored[0] = ignored[1] = NULL;
+    unsigned timeout_ms = env_unsigned(SPM_CONTROL_TIMEOUT_ENV, SPM_CONTROL_DEFAULT_TIMEOUT_MS,
+                                       SPM_CONTROL_MAX_MS, &ignored[0]);
+    unsigned threads =
+        env_unsigned(SPM_CONTROL_THREADS_ENV, 0, SPM_CONTROL_MAX_THREADS, &ignored[1]);
+    if (threads)
+        snprintf(request, request_size, "export timeout_ms=%u threads=%u", timeout_ms, threads);
+    else
+        snprintf(request, request_size, "export timeout_ms=%u", timeout_ms);
+    return timeout_ms + SPM_CONTROL_EXPORT_MARGIN_MS;
+}

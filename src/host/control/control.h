@@ -97,6 +97,17 @@ struct spm_control_request {
 #define SPM_CONTROL_MAX_MS      3600000u
 #define SPM_CONTROL_MAX_THREADS 1024u
 
+/* How much longer than the export's bound on draining threads a caller
+ * waits for the reply: encryption and the escrow come after the drain. */
+#define SPM_CONTROL_EXPORT_MARGIN_MS 30000u
+
+/* The "export" request line the plugin and the action script send, with
+ * its bounds from SPM_CONTROL_TIMEOUT_ENV and SPM_CONTROL_THREADS_ENV. A
+ * variable that is not a number in range is left out (defaults apply) and
+ * its name put in ignored[0] or ignored[1] (else NULL) for the caller to
+ * report. Returns how long to wait for the reply, in ms. */
+unsigned spm_control_export_request(char *request, size_t request_size, const char *ignored[2]);
+
 /* Parses one request line (no newline). -EINVAL for an unknown verb, an
  * unknown or repeated option, a value that is not a decimal number in
  * range, or an option the verb does not take. */

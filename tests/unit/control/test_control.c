@@ -205,6 +205,40 @@ static void stop_peer(struct peer *p, const char *path)
     unlink(path);
 }
 
+/* The export request the plugin and the action script send: bounds from
+ * the environment, anything malformed or out of range left to defaults and
+ * named. */
+static void test_export_request_from_environment(void **state)
+{
+    (void)state;
+    char request[96];
+    const char *ignored[2];
+    unsetenv(SPM_CONTROL_TIMEOUT_ENV);
+    unsetenv(SPM_CONTROL_THREADS_ENV);
+    unsigned reply_ms = spm_control_export_request(request, sizeof(request), ignored);
+    char want[96];
+    snprintf(want, sizeof(want), "export timeout_ms=%u", SPM_CONTROL_DEFAULT_TIMEOUT_MS);
+    assert_string_equal(request, want);
+    assert_int_equal(reply_ms, SPM_CONTROL_DEFAULT_TIMEOUT_MS + SPM_CONTROL_EXPORT_MARGIN_MS);
+    assert_null(ignored[0]);
+    assert_null(ignored[1]);
+
+    setenv(SPM_CONTROL_TIMEOUT_ENV, "2500", 1);
+    setenv(SPM_CONTROL_THREADS_ENV, "3", 1);
+    reply_ms = spm_control_export_request(request, sizeof(request), ignored);
+    assert_string_equal(request, "export timeout_ms=2500 threads=3");
+    assert_int_equal(reply_ms, 2500 + SPM_CONTROL_EXPORT_MARGIN_MS);
+
+    setenv(SPM_CONTROL_TIMEOUT_ENV, "0", 1);
+    setenv(SPM_CONTROL_THREADS_ENV, "4x", 1);
+    spm_control_export_request(request, sizeof(request), ignored);
+    assert_string_equal(request, want);
+    assert_string_equal(ignored[0], SPM_CONTROL_TIMEOUT_ENV);
+    assert_string_equal(ignored[1], SPM_CONTROL_THREADS_ENV);
+    unsetenv(SPM_CONTROL_TIMEOUT_ENV);
+    unsetenv(SPM_CONTROL_THREADS_ENV);
+}
+
 static void test_client_against_peer(void **state)
 {
     (void)state;
@@ -282,9 +316,12 @@ static void test_client_against_peer(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_valid),         cmocka_unit_test(test_parse_refusals),
-        cmocka_unit_test(test_reply_values),        cmocka_unit_test(test_paths),
+        cmocka_unit_test(test_parse_valid),
+        cmocka_unit_test(test_parse_refusals),
+        cmocka_unit_test(test_reply_values),
+        cmocka_unit_test(test_paths),
         cmocka_unit_test(test_client_against_peer),
+        cmocka_unit_test(test_export_request_from_environment),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
