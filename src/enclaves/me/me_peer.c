@@ -1,0 +1,1 @@
+/* Remote attestation between Migration Enclaves and the key hand-over (being written). */

@@ -1,0 +1,1 @@
+/* Quote verification inside the Migration Enclave (being written). */
