@@ -16,6 +16,10 @@ packages=(
     libssl-dev openssl libbearssl-dev libcmocka-dev
     clang llvm libclang-rt-14-dev clang-format clang-tidy cppcheck valgrind
     redis-tools iproute2 nftables
+    # Simulated hosts and plain-CRIU migration (scripts/hosts.sh,
+    # scripts/plain-migrate.sh, tests/migrate): captures, address
+    # announcements, image transfer over the link, a reference TCP service.
+    tcpdump iputils-arping iputils-ping socat redis-server util-linux
 )
 missing=()
 for p in "${packages[@]}"; do
