@@ -45,6 +45,8 @@ static void usage(FILE *out)
             "                    giving up, the process running on (default %u)\n"
             "  -- CRIU-ARGS      passed to criu dump as they are\n"
             "  --help            show this text\n\n"
+            "The report names each enclave's checkpoint as the Migration Enclave escrowed\n"
+            "its key: 'checkpoint ref: pid P enclave I LINEAGE:GENERATION:ID:HEADER_DIGEST'.\n\n"
             "environment: %s (criu binary), %s (directory holding %s; default %s)\n"
             "backend: sim (software SGX platform; protects nothing against local root)\n",
             SPM_CONTROL_DEFAULT_TIMEOUT_MS, SPM_CLI_CRIU_ENV, SPM_CLI_PLUGIN_DIR_ENV,
@@ -280,6 +282,25 @@ int spm_cmd_checkpoint(int argc, char **argv)
     printf("  processes exported: %zu (enclaves: %llu)\n", count, (unsigned long long)enclaves);
     printf("  enclave bytes:      %llu in %llu chunks, %llu threads\n", (unsigned long long)bytes,
            (unsigned long long)chunks, (unsigned long long)max_threads);
+    /* Which checkpoint each enclave's key was escrowed under: what a
+     * migration names to the source ME. */
+    for (size_t i = 0; i < count; i++) {
+        struct spm_me_checkpoint_ref refs[SPM_CONTROL_MAX_LINE / SPM_CONTROL_REF_MAX_TEXT];
+        size_t ref_count = 0;
+        int r = spm_control_parse_refs(exports[i].reply, refs, sizeof(refs) / sizeof(refs[0]),
+                                       &ref_count);
+        if (r < 0) {
+            printf("  checkpoint refs:    pid %d: none recorded (%s)\n", (int)exports[i].pid,
+                   r == -ENOENT ? "exported by an older spm" : "malformed record");
+            continue;
+        }
+        for (size_t j = 0; j < ref_count; j++) {
+            char text[SPM_CONTROL_REF_MAX_TEXT + 1];
+            if (spm_control_format_ref(&refs[j], text, sizeof(text)) == 0)
+                printf("  checkpoint ref:     pid %d enclave %zu %s\n", (int)exports[i].pid, j,
+                       text);
+        }
+    }
     printf("  export time:        %.3f ms\n", export_us / 1000.0);
     printf("  criu dump time:     %.3f ms (includes the export)\n", criu_us / 1000.0);
     printf("  total:              %.3f ms\n", total_us / 1000.0);

@@ -10,8 +10,12 @@
  *                   takes effect if they live on (--leave-running);
  *   network-unlock  after a failed dump (and at restore), but only for a
  *                   tree in its own network namespace: queue "resume";
- *   post-restore    tasks restored, not yet running: queue "resume";
- *   post-resume     tasks running: wait for the import and report it.
+ *   post-restore    tasks restored, not yet running: queue "resume" naming
+ *                   this host's platform and spmd (SPM_PLATFORM,
+ *                   SPM_SPMD_SOCKET from CRIU's environment, as the plugin);
+ *   post-resume     tasks running: wait for the import and report it, unless
+ *                   SPM_IMPORT_DEFERRED=1 (restored --leave-stopped: the
+ *                   import runs after SIGCONT and the caller asks).
  * Limits, compared with the plugin: only CRTOOLS_INIT_PID (the root of the
  * tree) is handled; when a dump fails in the host's network namespace no
  * action runs afterwards, so the process stays exported until someone sends
@@ -44,14 +48,17 @@ static void usage(FILE *out)
             "  pre-dump        export (a refusal exits 1: CRIU aborts, the process runs on)\n"
             "  post-dump       queue 'resume' (effective only with --leave-running)\n"
             "  network-unlock  queue 'resume' (a failed dump, but only in a private netns)\n"
-            "  post-restore    queue 'resume' (the import runs as the process resumes)\n"
-            "  post-resume     wait for the import and report it (exit code ignored)\n\n"
+            "  post-restore    queue 'resume platform=.. spmd=..' from SPM_PLATFORM and\n"
+            "                  SPM_SPMD_SOCKET (the import runs as the process resumes)\n"
+            "  post-resume     wait for the import and report it (exit code ignored);\n"
+            "                  skipped with %s=1 (criu restore --leave-stopped)\n\n"
             "Limits compared with the plugin: only the tree's root process is handled;\n"
             "when a dump fails in the host's network namespace no action runs afterwards,\n"
             "so the process stays exported (its ecalls wait) until 'resume' is sent to its\n"
             "control socket (spm checkpoint does that); the dump does not record that it\n"
             "needs SPM, so a restore without this script leaves the enclave exported.\n",
-            SPM_CLI_PLUGIN_NAME, SPM_CONTROL_TIMEOUT_ENV, SPM_CONTROL_THREADS_ENV);
+            SPM_CLI_PLUGIN_NAME, SPM_CONTROL_TIMEOUT_ENV, SPM_CONTROL_THREADS_ENV,
+            SPM_CONTROL_DEFERRED_ENV);
 }
 
 static bool export_recorded(const char *image_dir, pid_t pid)
@@ -123,8 +130,28 @@ int spm_cmd_criu_action(int argc, char **argv)
         return 0; /* not an SPM process */
     if (strcmp(action, "pre-dump") == 0)
         return pre_dump(pid, socket, image_dir);
-    bool resume = strcmp(action, "post-dump") == 0 || strcmp(action, "network-unlock") == 0 ||
-                  strcmp(action, "post-restore") == 0;
+    if (strcmp(action, "post-restore") == 0 && export_recorded(image_dir, pid)) {
+        /* Restored, maybe on another host than the dump's: the request names
+         * this one, and a value that cannot be sent is not silently
+         * replaced by the process's own (the source host's). */
+        char request[SPM_CONTROL_MAX_LINE];
+        const char *bad;
+        int ret = spm_control_resume_request(request, sizeof(request), &bad);
+        if (ret < 0) {
+            fprintf(stderr,
+                    "spm criu-action: post-restore: %s cannot be sent to pid %d (%s: want an "
+                    "absolute path without control characters); aborting the restore, nothing "
+                    "was consumed\n",
+                    bad ? bad : "a variable", (int)pid, strerror(-ret));
+            return 1; /* aborts the restore: nothing was consumed */
+        }
+        ret = spm_control_request(socket, request, NULL, 0, 0);
+        if (ret < 0)
+            fprintf(stderr, "spm criu-action: post-restore: cannot queue '%s' for pid %d: %s\n",
+                    request, (int)pid, strerror(-ret));
+        return 0;
+    }
+    bool resume = strcmp(action, "post-dump") == 0 || strcmp(action, "network-unlock") == 0;
     if (resume && export_recorded(image_dir, pid)) {
         int ret = spm_control_request(socket, "resume", NULL, 0, 0);
         if (ret < 0)
@@ -132,6 +159,9 @@ int spm_cmd_criu_action(int argc, char **argv)
                     (int)pid, strerror(-ret));
         return 0; /* a failure here must not fail a dump that succeeded */
     }
+    if (strcmp(action, "post-resume") == 0 && export_recorded(image_dir, pid) &&
+        spm_control_import_deferred())
+        return 0; /* stopped (--leave-stopped): the caller checks after SIGCONT */
     if (strcmp(action, "post-resume") == 0 && export_recorded(image_dir, pid)) {
         char reply[SPM_CONTROL_MAX_LINE];
         int ret = spm_control_request(socket, "status wait_ms=60000", reply, sizeof(reply), 65000);

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "host/control/control.h"
+
 /* Environment: SPM_CRIU names the criu binary (default: "criu" on PATH);
  * SPM_CRIU_PLUGIN_DIR a directory holding spm_criu.so (e.g. the build
  * tree's src/criu-plugin), passed to criu as --libdir. */
@@ -42,10 +44,11 @@ int spm_cli_argv_plugin(struct spm_cli_argv *a, const char *command)
 int spm_cli_run(struct spm_cli_argv *a, int *status, uint64_t *usec)
     __attribute__((warn_unused_result));
 
-/* One spm-export-<pid>.txt: the pid and the export's reply line. */
+/* One spm-export-<pid>.txt: the pid and the export's reply line (as long
+ * as a control line may be: it carries a checkpoint ref per enclave). */
 struct spm_cli_export {
     pid_t pid;
-    char reply[1024];
+    char reply[SPM_CONTROL_MAX_LINE];
 };
 /* Reads every export record in `dir` (sorted by pid). *out is malloc'd,
  * owned by the caller; *count may be 0. -errno if dir cannot be read. */

@@ -12,8 +12,15 @@
  *                             only takes effect if the tasks live on (failed
  *                             dump, --leave-running), else they are killed;
  *   RESUME_DEVICES_LATE(pid)  restore, before the tasks run: queue "resume"
+ *                             naming this host's platform and spmd from
+ *                             CRIU's own environment (SPM_PLATFORM,
+ *                             SPM_SPMD_SOCKET): a process restored on
+ *                             another host still carries the source's
  *                             (CRIU ignores this hook's result);
- *   exit(RESTORE)             ask each resumed process how its import went.
+ *   exit(RESTORE)             ask each resumed process how its import went,
+ *                             unless SPM_IMPORT_DEFERRED=1: then the caller
+ *                             restored with --leave-stopped, the import runs
+ *                             after its SIGCONT and the caller asks.
  * Processes without a control socket are not SPM processes: -ENOTSUP, so
  * other plugins still see theirs. Built without sanitizers and linked only
  * with libc: it runs inside CRIU. */
@@ -196,18 +203,32 @@ static int spm_resume_devices_late(int pid)
         pr_spm(SPM_LOG_ERROR, "pid %d: cannot name its control socket: %s", pid, strerror(-ret));
         return ret;
     }
-    /* The task is stopped: the request waits in the restored socket's
-     * backlog and the import runs as the process runs. */
-    ret = spm_control_request(path, "resume", NULL, 0, 0);
+    /* The host restoring the process names its platform and spmd. A value
+     * that cannot be sent is not replaced by the process's own: those may
+     * be another host's, where the key no longer is. */
+    char request[SPM_CONTROL_MAX_LINE];
+    const char *bad;
+    ret = spm_control_resume_request(request, sizeof(request), &bad);
     if (ret < 0) {
         pr_spm(SPM_LOG_ERROR,
-               "pid %d: cannot queue 'resume' on %s: %s; its enclave stays "
+               "pid %d: %s cannot be sent to the process (%s: want an absolute path without "
+               "control characters); 'resume' NOT queued, its enclave stays exported (send "
+               "'resume platform=DIR spmd=PATH' to %s by hand)",
+               pid, bad ? bad : "a variable", strerror(-ret), path);
+        return ret;
+    }
+    /* The task is stopped: the request waits in the restored socket's
+     * backlog and the import runs as the process runs. */
+    ret = spm_control_request(path, request, NULL, 0, 0);
+    if (ret < 0) {
+        pr_spm(SPM_LOG_ERROR,
+               "pid %d: cannot queue '%s' on %s: %s; its enclave stays "
                "exported (send 'resume' by hand)",
-               pid, path, strerror(-ret));
+               pid, request, path, strerror(-ret));
         return ret;
     }
     remember(g_resumed, &g_resumed_count, pid);
-    pr_spm(SPM_LOG_INFO, "pid %d: resume queued on %s", pid, path);
+    pr_spm(SPM_LOG_INFO, "pid %d: '%s' queued on %s", pid, request, path);
     return 0;
 }
 
@@ -250,6 +271,15 @@ static void spm_exit(int stage, int ret)
                 pr_spm(SPM_LOG_INFO, "pid %d: resume queued (dump %s)", pid,
                        ret ? "failed" : "finished");
         }
+    } else if (stage == CR_PLUGIN_STAGE__RESTORE && g_resumed_count &&
+               spm_control_import_deferred()) {
+        /* Restored with --leave-stopped: the imports run after SIGCONT, so
+         * waiting here would only time out. */
+        for (unsigned i = 0; i < g_resumed_count; i++)
+            pr_spm(SPM_LOG_INFO,
+                   "pid %d: import deferred (%s=1): it runs when the process continues; ask "
+                   "'status wait_ms=N' after SIGCONT",
+                   g_resumed[i], SPM_CONTROL_DEFERRED_ENV);
     } else if (stage == CR_PLUGIN_STAGE__RESTORE) {
         for (unsigned i = 0; i < g_resumed_count; i++) {
             pid_t pid = g_resumed[i];

@@ -290,6 +290,92 @@ int spm_control_reply_u64(const char *reply, const char *key, unsigned long long
     return parse_u64(v, len, ~0ull, value);
 }
 
+/* Bytes a value may carry as they are: enough for ordinary paths to stay
+ * readable in logs, none that the line's syntax gives a meaning (space,
+ * '=', '%') or that a shell or a log reader could misread. */
+static bool plain_byte(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           strchr("/._~:,@+-", c) != NULL;
+}
+
+static bool control_byte(unsigned char c)
+{
+    return c < 0x20 || c == 0x7f;
+}
+
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int spm_control_encode_value(const char *value, char *out, size_t out_size)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t used = 0;
+    for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
+        if (control_byte(*p))
+            return -EINVAL;
+        size_t need = plain_byte(*p) ? 1 : 3;
+        if (out_size - used <= need) /* keeps room for the NUL */
+            return -ENOSPC;
+        if (need == 1) {
+            out[used++] = (char)*p;
+        } else {
+            out[used++] = '%';
+            out[used++] = hex[*p >> 4];
+            out[used++] = hex[*p & 15];
+        }
+    }
+    if (out_size == 0)
+        return -ENOSPC;
+    out[used] = '\0';
+    return 0;
+}
+
+int spm_control_decode_value(const char *in, size_t len, char *out, size_t out_size)
+{
+    size_t used = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)in[i];
+        if (c == '%') {
+            if (len - i < 3)
+                return -EINVAL;
+            int hi = hex_digit(in[i + 1]), lo = hex_digit(in[i + 2]);
+            if (hi < 0 || lo < 0)
+                return -EINVAL;
+            c = (unsigned char)(hi << 4 | lo);
+            if (c == 0 || control_byte(c))
+                return -EINVAL;
+            i += 2;
+        } else if (!plain_byte(c)) {
+            return -EINVAL;
+        }
+        if (used + 1 >= out_size)
+            return -ENOSPC;
+        out[used++] = (char)c;
+    }
+    if (out_size == 0)
+        return -ENOSPC;
+    out[used] = '\0';
+    return 0;
+}
+
+/* A request's path value: decodes to a non-empty absolute path. */
+static int decode_path(const char *in, size_t len, char *out, size_t out_size)
+{
+    int ret = spm_control_decode_value(in, len, out, out_size);
+    if (ret < 0)
+        return ret;
+    return out[0] == '/' ? 0 : -EINVAL;
+}
+
 int spm_control_parse_request(const char *line, struct spm_control_request *out)
 {
     memset(out, 0, sizeof(*out));
@@ -340,6 +426,14 @@ int spm_control_parse_request(const char *line, struct spm_control_request *out)
                 return -EINVAL;
             out->wait_ms = (unsigned)value;
             seen_wait = true;
+        } else if (key_len == 8 && strncmp(p, "platform", 8) == 0 &&
+                   out->op == SPM_CONTROL_OP_RESUME && !out->platform[0]) {
+            if (decode_path(v, v_len, out->platform, sizeof(out->platform)) < 0)
+                return -EINVAL;
+        } else if (key_len == 4 && strncmp(p, "spmd", 4) == 0 && out->op == SPM_CONTROL_OP_RESUME &&
+                   !out->spmd[0]) {
+            if (decode_path(v, v_len, out->spmd, sizeof(out->spmd)) < 0)
+                return -EINVAL;
         } else {
             return -EINVAL;
         }
@@ -378,4 +472,145 @@ unsigned spm_control_export_request(char *request, size_t request_size, const ch
     else
         snprintf(request, request_size, "export timeout_ms=%u", timeout_ms);
     return timeout_ms + SPM_CONTROL_EXPORT_MARGIN_MS;
+}
+
+/* Appends " key=<encoded value of env var>" when the variable is set. */
+static int append_env_path(char *request, size_t request_size, const char *key, const char *name,
+                           const char **bad)
+{
+    const char *v = getenv(name);
+    if (!v || !v[0])
+        return 0;
+    char encoded[SPM_CONTROL_MAX_LINE];
+    int ret = spm_control_encode_value(v, encoded, sizeof(encoded));
+    if (ret == 0 && v[0] != '/')
+        ret = -EINVAL;
+    if (ret < 0) {
+        *bad = name;
+        return ret;
+    }
+    size_t used = strlen(request);
+    int n = snprintf(request + used, request_size - used, " %s=%s", key, encoded);
+    if (n < 0 || (size_t)n >= request_size - used) {
+        *bad = name;
+        return -ENOSPC;
+    }
+    return 0;
+}
+
+int spm_control_resume_request(char *request, size_t request_size, const char **bad)
+{
+    *bad = NULL;
+    if (request_size < sizeof("resume"))
+        return -ENOSPC;
+    memcpy(request, "resume", sizeof("resume"));
+    int ret = append_env_path(request, request_size, "platform", SPM_CONTROL_PLATFORM_ENV, bad);
+    if (ret == 0)
+        ret = append_env_path(request, request_size, "spmd", SPM_CONTROL_SPMD_ENV, bad);
+    /* Longer than a request line may be: the server would refuse it. */
+    if (ret == 0 && strlen(request) + 1 > SPM_CONTROL_MAX_LINE)
+        ret = -ENOSPC;
+    return ret;
+}
+
+int spm_control_import_deferred(void)
+{
+    const char *v = getenv(SPM_CONTROL_DEFERRED_ENV);
+    return v && strcmp(v, "1") == 0;
+}
+
+static void put_hex(char *out, const uint8_t *bytes, size_t size)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < size; i++) {
+        out[2 * i] = hex[bytes[i] >> 4];
+        out[2 * i + 1] = hex[bytes[i] & 15];
+    }
+}
+
+int spm_control_format_ref(const struct spm_me_checkpoint_ref *ref, char *out, size_t out_size)
+{
+    char lineage[33], id[33], digest[65];
+    put_hex(lineage, ref->lineage_id, sizeof(ref->lineage_id));
+    lineage[32] = '\0';
+    put_hex(id, ref->checkpoint_id, sizeof(ref->checkpoint_id));
+    id[32] = '\0';
+    put_hex(digest, ref->header_digest, sizeof(ref->header_digest));
+    digest[64] = '\0';
+    int n = snprintf(out, out_size, "%s:%llu:%s:%s", lineage, (unsigned long long)ref->generation,
+                     id, digest);
+    return n < 0 || (size_t)n >= out_size ? -ENOSPC : 0;
+}
+
+/* Exactly 2 * size hex digits at s (length len) into bytes. */
+static int get_hex(const char *s, size_t len, uint8_t *bytes, size_t size)
+{
+    if (len != 2 * size)
+        return -EINVAL;
+    for (size_t i = 0; i < size; i++) {
+        int hi = hex_digit(s[2 * i]), lo = hex_digit(s[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return -EINVAL;
+        bytes[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return 0;
+}
+
+/* One LINEAGE:GEN:ID:DIGEST of `len` bytes. */
+static int parse_one_ref(const char *s, size_t len, struct spm_me_checkpoint_ref *ref)
+{
+    const char *field[4];
+    size_t field_len[4];
+    const char *p = s, *end = s + len;
+    for (int i = 0; i < 4; i++) {
+        const char *colon = i < 3 ? memchr(p, ':', (size_t)(end - p)) : NULL;
+        if (i < 3 && !colon)
+            return -EINVAL;
+        field[i] = p;
+        field_len[i] = (size_t)((i < 3 ? colon : end) - p);
+        p = i < 3 ? colon + 1 : end;
+    }
+    if (memchr(field[3], ':', field_len[3]))
+        return -EINVAL; /* a fifth field */
+    if (field_len[1] > 1 && field[1][0] == '0')
+        return -EINVAL; /* one spelling per generation */
+    unsigned long long generation;
+    memset(ref, 0, sizeof(*ref));
+    if (get_hex(field[0], field_len[0], ref->lineage_id, sizeof(ref->lineage_id)) < 0 ||
+        parse_u64(field[1], field_len[1], ~0ull, &generation) < 0 ||
+        get_hex(field[2], field_len[2], ref->checkpoint_id, sizeof(ref->checkpoint_id)) < 0 ||
+        get_hex(field[3], field_len[3], ref->header_digest, sizeof(ref->header_digest)) < 0)
+        return -EINVAL;
+    ref->generation = generation;
+    return 0;
+}
+
+int spm_control_parse_refs(const char *reply, struct spm_me_checkpoint_ref *refs, size_t capacity,
+                           size_t *count)
+{
+    size_t len;
+    const char *v = find_value(reply, "refs", &len);
+    if (!v)
+        return -ENOENT;
+    if (len == 0)
+        return -EINVAL;
+    size_t n = 0;
+    const char *p = v, *end = v + len;
+    for (;;) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *item_end = comma ? comma : end;
+        if (item_end == p)
+            return -EINVAL; /* empty element: leading, trailing or double comma */
+        if (n == capacity)
+            return -ENOSPC;
+        struct spm_me_checkpoint_ref ref;
+        if (parse_one_ref(p, (size_t)(item_end - p), &ref) < 0)
+            return -EINVAL;
+        refs[n++] = ref;
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    *count = n;
+    return 0;
 }

@@ -15,10 +15,23 @@
  *   export [timeout_ms=N] [threads=N]
  *       -> ok enclaves=N bytes=N chunks=N threads=N export_us=N
  *       -> error errno=N msg=TEXT         (the enclave is running again)
- *   resume            rebuild and import any exported enclave; a no-op for
+ *       [refs=REF[,REF...]]  one REF per enclave exported, in registry
+ *                     order: LINEAGE:GENERATION:CHECKPOINT_ID:HEADER_DIGEST,
+ *                     lowercase hex (32, decimal, 32, 64 digits), the
+ *                     public reference the ME escrowed the key under
+ *                     (struct spm_me_checkpoint_ref; spm_control_parse_refs)
+ *   resume [platform=DIR] [spmd=PATH]
+ *                     rebuild and import any exported enclave; a no-op for
  *                     a live one. Sent by the plugin with nobody waiting for
  *                     the reply (tasks may still be frozen): it runs when
- *                     the process runs.
+ *                     the process runs. platform= and spmd= name the SGX
+ *                     platform directory and spmd socket of the host the
+ *                     process now runs on (after a migration its own
+ *                     environment names the source host's); the process
+ *                     adopts them for this import and every later one and
+ *                     for every later ME relay. Absent: keep what the
+ *                     process had. Values are absolute paths,
+ *                     percent-encoded (spm_control_encode_value).
  *       -> ok enclaves=N bytes=N chunks=N threads=N import_us=N
  *       -> error errno=N msg=TEXT
  *   status [wait_ms=N] waits up to N ms while an export or import is under
@@ -33,11 +46,14 @@
 #define SPM_HOST_CONTROL_CONTROL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
+
+#include "spm/abi/me_abi.h"
 
 #define SPM_CONTROL_RUN_DIR_DEFAULT "/run/spm"
 #define SPM_CONTROL_RUN_DIR_ENV     "SPM_RUN_DIR"
-#define SPM_CONTROL_MAX_LINE        1024u
+#define SPM_CONTROL_MAX_LINE        4096u
 #define SPM_CONTROL_EXIT_REFUSED    75
 
 /* Default bound on waiting for threads to leave the enclave (ms). */
@@ -78,6 +94,9 @@ struct spm_control_request {
     unsigned timeout_ms; /* export: bound on waiting for threads to leave */
     unsigned threads;    /* export: worker threads (0: online CPUs) */
     unsigned wait_ms;    /* status: wait while an export/import runs */
+    /* resume: decoded absolute paths, "" when absent. */
+    char platform[SPM_CONTROL_MAX_LINE];
+    char spmd[SPM_CONTROL_MAX_LINE];
 };
 
 /* What the CRIU plugin and the action script read from their environment
@@ -108,9 +127,62 @@ struct spm_control_request {
  * report. Returns how long to wait for the reply, in ms. */
 unsigned spm_control_export_request(char *request, size_t request_size, const char *ignored[2]);
 
+/* What the plugin and the action script read from CRIU's environment at
+ * restore: the platform directory and spmd socket of the host the process
+ * is restored on (the same names the runtime and spmd read: sim.h,
+ * me_abi.h), and whether the import is deferred: set by an orchestrator
+ * that restores with --leave-stopped and checks "status" itself after
+ * SIGCONT, so exit(RESTORE) must not wait for an import that cannot run
+ * while the tasks are stopped. */
+#define SPM_CONTROL_PLATFORM_ENV "SPM_PLATFORM"
+#define SPM_CONTROL_SPMD_ENV     SPM_SPMD_SOCKET_ENV
+#define SPM_CONTROL_DEFERRED_ENV "SPM_IMPORT_DEFERRED"
+
+/* Percent-encodes `value` for a request word: bytes outside
+ * [A-Za-z0-9/._~:,@+-] become %XX. -EINVAL for a control character
+ * (newline, tab, DEL ...), which no path SPM accepts carries; -ENOSPC when
+ * `out` is too small. */
+int spm_control_encode_value(const char *value, char *out, size_t out_size)
+    __attribute__((warn_unused_result));
+
+/* The inverse for `len` bytes at `in`: %XX (either case) and the bytes
+ * encode leaves alone; -EINVAL for anything else (a raw space, '=', '%'
+ * without two hex digits, a decoded control character or NUL), -ENOSPC. */
+int spm_control_decode_value(const char *in, size_t len, char *out, size_t out_size)
+    __attribute__((warn_unused_result));
+
+/* The "resume" request the plugin and the action script send at restore:
+ * "resume" plus platform= / spmd= from SPM_CONTROL_PLATFORM_ENV /
+ * SPM_CONTROL_SPMD_ENV when set and not empty. A set value that is not an
+ * absolute path or holds a control character makes it fail with -EINVAL
+ * and its variable's name in *bad (the caller must not fall back to the
+ * process's own values silently: they may name another host). -ENOSPC. */
+int spm_control_resume_request(char *request, size_t request_size, const char **bad)
+    __attribute__((warn_unused_result));
+
+/* True when SPM_CONTROL_DEFERRED_ENV is "1". */
+int spm_control_import_deferred(void);
+
+/* One checkpoint reference as the export reply carries it (no NUL
+ * counted): 32 + 1 + up to 20 + 1 + 32 + 1 + 64 characters. */
+#define SPM_CONTROL_REF_MAX_TEXT 151u
+
+/* Formats `ref` as LINEAGE:GENERATION:CHECKPOINT_ID:DIGEST. -ENOSPC. */
+int spm_control_format_ref(const struct spm_me_checkpoint_ref *ref, char *out, size_t out_size)
+    __attribute__((warn_unused_result));
+
+/* Parses the refs= value of an export reply line (or of an export record's
+ * line) into refs[0..capacity). -ENOENT without refs=, -EINVAL for a
+ * malformed list (wrong digit counts, non-hex, a generation that is not a
+ * decimal number in range, empty or extra elements, stray separators),
+ * -ENOSPC for more than `capacity` refs. *count is set on success only. */
+int spm_control_parse_refs(const char *reply, struct spm_me_checkpoint_ref *refs, size_t capacity,
+                           size_t *count) __attribute__((warn_unused_result));
+
 /* Parses one request line (no newline). -EINVAL for an unknown verb, an
  * unknown or repeated option, a value that is not a decimal number in
- * range, or an option the verb does not take. */
+ * range (a path that does not decode to an absolute path, for resume), or
+ * an option the verb does not take. */
 int spm_control_parse_request(const char *line, struct spm_control_request *out)
     __attribute__((warn_unused_result));
 

@@ -6,6 +6,7 @@
  * the untrusted image buffer, and keeps the enclave either running or
  * recoverable whatever fails. */
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 
 #include "common/log.h"
 #include "control/control.h"
+#include "crypto/hash.h"
 #include "spm/abi/checkpoint_abi.h"
 #include "urts_internal.h"
 
@@ -155,6 +157,30 @@ static int run_parallel(struct spm_enclave *e, const uint32_t *idle, unsigned co
         ret = -EPROTO;
     *chunks = (uint32_t)total;
     return ret;
+}
+
+/* The public reference of the checkpoint in `image`, as the ME keys its
+ * escrow (struct spm_me_checkpoint_ref): lineage, generation and id from
+ * the header, the digest over header || runs as the enclave computes it
+ * (checkpoint_abi.h). The enclave wrote the header, but it lies in
+ * ordinary process memory: every size is checked before it is used. */
+static int image_ref(const uint8_t *image, size_t image_size, struct spm_me_checkpoint_ref *ref)
+{
+    struct spm_ckpt_header h;
+    if (image_size < sizeof(h))
+        return -EPROTO;
+    memcpy(&h, image, sizeof(h));
+    if (h.magic != SPM_CKPT_MAGIC || h.version != SPM_CKPT_VERSION ||
+        h.run_count > SPM_CKPT_MAX_RUNS ||
+        h.header_size != sizeof(h) + (uint64_t)h.run_count * sizeof(struct spm_ckpt_run) ||
+        h.header_size > image_size)
+        return -EPROTO;
+    memset(ref, 0, sizeof(*ref));
+    memcpy(ref->checkpoint_id, h.checkpoint_id, sizeof(ref->checkpoint_id));
+    memcpy(ref->lineage_id, h.lineage_id, sizeof(ref->lineage_id));
+    ref->generation = h.generation;
+    spm_sha256(image, h.header_size, ref->header_digest);
+    return 0;
 }
 
 /* CKPT_ABORT until the enclave confirms it runs again (the ME confirmed the
@@ -304,9 +330,22 @@ int spm_urts_export(struct spm_enclave *e, const struct spm_ckpt_options *o,
     if (ret < 0)
         goto abort;
 
+    /* Which checkpoint the ME holds the key for: the orchestrator of a
+     * migration names it to the source ME. Not fatal here (the enclave
+     * already wiped itself); the export request refuses to report
+     * success without it. */
+    struct spm_me_checkpoint_ref ref = {0};
+    int ref_ret = image_ref(image, image_size, &ref);
+    if (ref_ret < 0)
+        spm_error("exported the enclave at %#llx, but its image header is malformed: the "
+                  "checkpoint cannot be named for a migration",
+                  (unsigned long long)e->base);
+
     /* The key is in escrow and the enclave wiped itself: ELRANGE and the
      * platform's secrets leave this process before CRIU reads it. */
     pthread_mutex_lock(&e->lock);
+    e->last_ref = ref;
+    e->has_ref = ref_ret == 0;
     e->ops->edestroy(e->hw);
     e->hw = NULL;
     e->ops->close(e->platform);
@@ -475,13 +514,18 @@ int spm_urts_import(struct spm_enclave *e, const struct spm_ckpt_options *o,
     pthread_mutex_unlock(&e->lock);
     spm_urts_state_changed();
 
-    const char *step = "opening the platform";
+    char platform_dir[PATH_MAX], spmd[PATH_MAX];
+    char step_text[PATH_MAX + 64];
+    spm_urts_platform_dir(e->platform_dir, platform_dir, sizeof(platform_dir));
+    spm_urts_spmd_socket(spmd, sizeof(spmd));
+    snprintf(step_text, sizeof(step_text), "opening the SGX platform at %s", platform_dir);
+    const char *step = step_text;
     bool begun = false;
     uint32_t me_unreachable = __atomic_load_n(&e->me_unreachable, __ATOMIC_RELAXED);
     unsigned workers = worker_count(o, idle_count);
     uint32_t chunks = 0;
     struct spm_ckpt_buffer buffer = {(uint64_t)e->image, e->image_size};
-    if (!e->platform && (ret = spm_urts_open_platform(e)) < 0)
+    if (!e->platform && (ret = spm_urts_open_platform(e, platform_dir, sizeof(platform_dir))) < 0)
         goto fail;
     step = "rebuilding ELRANGE at the recorded base";
     if ((ret = spm_urts_build(e, e->base, true)) < 0)
@@ -543,6 +587,7 @@ int spm_urts_import(struct spm_enclave *e, const struct spm_ckpt_options *o,
     stats->threads = workers;
     e->image = NULL;
     e->image_size = 0;
+    e->has_ref = false;
     e->last_errno = 0;
     e->last_error[0] = '\0';
     stats->usec = now_us() - start;
@@ -552,11 +597,13 @@ int spm_urts_import(struct spm_enclave *e, const struct spm_ckpt_options *o,
     pthread_mutex_unlock(&e->lock);
     free(idle);
     spm_urts_state_changed();
-    spm_info("imported the enclave at %#llx: %llu bytes, %u chunks, %u threads, %llu us (rebuild "
-             "%llu, begin %llu, verify %llu, decrypt %llu, end %llu)",
-             (unsigned long long)e->base, (unsigned long long)stats->bytes, chunks, workers,
-             (unsigned long long)stats->usec, (unsigned long long)(t_built - start),
-             (unsigned long long)(t_begun - t_built), (unsigned long long)(t_verified - t_begun),
+    spm_info("imported the enclave at %#llx on the platform at %s (spmd %s): %llu bytes, %u "
+             "chunks, %u threads, %llu us (rebuild %llu, begin %llu, verify %llu, decrypt %llu, "
+             "end %llu)",
+             (unsigned long long)e->base, platform_dir, spmd, (unsigned long long)stats->bytes,
+             chunks, workers, (unsigned long long)stats->usec,
+             (unsigned long long)(t_built - start), (unsigned long long)(t_begun - t_built),
+             (unsigned long long)(t_verified - t_begun),
              (unsigned long long)(t_decrypted - t_verified),
              (unsigned long long)(start + stats->usec - t_decrypted));
     return 0;
@@ -586,14 +633,22 @@ fail:
     e->state = SPM_ENCLAVE_EXPORTED;
     if (*permanent)
         set_error_locked(e, ret,
-                         "restore of the enclave at %#llx refused at %s: %s (%s); the enclave "
-                         "refuses this checkpoint for good, the images stay untouched",
-                         (unsigned long long)e->base, step, refusal_reason(ret), strerror(-ret));
+                         "restore of the enclave at %#llx (platform %s, spmd %s) refused at %s: "
+                         "%s (%s); the enclave refuses this checkpoint for good, the images stay "
+                         "untouched",
+                         (unsigned long long)e->base, platform_dir, spmd, step, refusal_reason(ret),
+                         strerror(-ret));
+    else if (step == step_text)
+        set_error_locked(e, ret,
+                         "restore of the enclave at %#llx failed: cannot open the SGX platform "
+                         "at %s: %s; the checkpoint and its key are kept, retry with 'resume "
+                         "platform=DIR' naming this host's platform",
+                         (unsigned long long)e->base, platform_dir, strerror(-ret));
     else
         set_error_locked(e, ret,
-                         "restore of the enclave at %#llx failed at %s: %s; the checkpoint is "
-                         "kept, retry with 'resume'%s",
-                         (unsigned long long)e->base, step, strerror(-ret),
+                         "restore of the enclave at %#llx (platform %s, spmd %s) failed at %s: "
+                         "%s; the checkpoint is kept, retry with 'resume'%s",
+                         (unsigned long long)e->base, platform_dir, spmd, step, strerror(-ret),
                          ret == -ENOEXEC ? "" : " (is spmd running and reachable?)");
 
     pthread_mutex_unlock(&e->lock);

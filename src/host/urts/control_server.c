@@ -93,7 +93,21 @@ static void handle_export(const struct spm_control_request *req, char *reply, si
     uint64_t bytes = 0, chunks = 0;
     int ret = 0;
     spm_urts_op_lock();
-    struct spm_enclave *e;
+    /* Every enclave's reference must fit the reply line: refuse before
+     * anything is exported rather than report a partial list. */
+    unsigned registered = 0;
+    for (struct spm_enclave *r = g_control.head; r; r = r->next_registered)
+        registered++;
+    if ((size_t)registered * (SPM_CONTROL_REF_MAX_TEXT + 1) + 160 > size) {
+        spm_urts_op_unlock();
+        char msg[160];
+        snprintf(msg, sizeof(msg),
+                 "this process has %u enclaves; the export reply can name at most %u", registered,
+                 (unsigned)((size - 160) / (SPM_CONTROL_REF_MAX_TEXT + 1)));
+        format_error(reply, size, -E2BIG, msg);
+        return;
+    }
+    struct spm_enclave *e, *undo_end = NULL;
     for (e = g_control.head; e; e = e->next_registered) {
         struct spm_ckpt_stats s;
         ret = spm_urts_export(e, &o, &s);
@@ -103,8 +117,25 @@ static void handle_export(const struct spm_control_request *req, char *reply, si
             pthread_mutex_unlock(&e->lock);
             ret = 0;
         }
-        if (ret < 0)
+        if (ret < 0) {
+            undo_end = e; /* e itself runs on (or stays frozen): not undone */
             break;
+        }
+        pthread_mutex_lock(&e->lock);
+        bool named = e->has_ref;
+        if (!named)
+            snprintf(e->last_error, sizeof(e->last_error),
+                     "checkpoint of the enclave at %#llx: its image header is malformed, so the "
+                     "checkpoint cannot be named; the enclave is rebuilt in place",
+                     (unsigned long long)e->base);
+        if (!named)
+            e->last_errno = -EPROTO;
+        pthread_mutex_unlock(&e->lock);
+        if (!named) {
+            ret = -EPROTO;
+            undo_end = e->next_registered; /* exported: rebuilt with the others */
+            break;
+        }
         count++;
         bytes += s.bytes;
         chunks += s.chunks;
@@ -112,40 +143,67 @@ static void handle_export(const struct spm_control_request *req, char *reply, si
             max_threads = s.threads;
     }
     if (ret < 0) {
-        char msg[300];
+        char msg[SPM_URTS_ERROR_SIZE];
         pthread_mutex_lock(&e->lock);
         snprintf(msg, sizeof(msg), "%s", e->last_error);
         pthread_mutex_unlock(&e->lock);
         /* All or nothing: the enclaves already exported are rebuilt in
          * place, which consumes their checkpoints (the process runs on). */
-        for (struct spm_enclave *done = g_control.head; done != e; done = done->next_registered) {
+        for (struct spm_enclave *done = g_control.head; done != undo_end;
+             done = done->next_registered) {
             struct spm_ckpt_stats s;
             bool permanent;
             int undo = spm_urts_import(done, NULL, &s, &permanent);
             if (undo < 0)
-                spm_error("could not rebuild the enclave at %#llx after another enclave's "
-                          "export failed: %s",
+                spm_error("could not rebuild the enclave at %#llx after an export failed: %s",
                           (unsigned long long)done->base, strerror(-undo));
         }
         spm_urts_op_unlock();
         format_error(reply, size, ret, msg);
         return;
     }
+    int n = snprintf(reply, size, "ok enclaves=%u bytes=%llu chunks=%llu threads=%u export_us=%llu",
+                     count, (unsigned long long)bytes, (unsigned long long)chunks, max_threads,
+                     (unsigned long long)elapsed_us(&start));
+    /* The checkpoints the ME escrowed keys for, in registry order. Room
+     * was checked above. */
+    size_t used = n > 0 && (size_t)n < size ? (size_t)n : size;
+    for (e = g_control.head; e && used < size; e = e->next_registered) {
+        char text[SPM_CONTROL_REF_MAX_TEXT + 1];
+        pthread_mutex_lock(&e->lock);
+        struct spm_me_checkpoint_ref ref = e->last_ref;
+        pthread_mutex_unlock(&e->lock);
+        if (spm_control_format_ref(&ref, text, sizeof(text)) < 0)
+            continue; /* cannot happen: the buffer holds the longest */
+        n = snprintf(reply + used, size - used, "%s%s", e == g_control.head ? " refs=" : ",", text);
+        used = n > 0 && (size_t)n < size - used ? used + (size_t)n : size;
+    }
     spm_urts_op_unlock();
-    snprintf(reply, size, "ok enclaves=%u bytes=%llu chunks=%llu threads=%u export_us=%llu", count,
-             (unsigned long long)bytes, (unsigned long long)chunks, max_threads,
-             (unsigned long long)elapsed_us(&start));
 }
 
-static void handle_resume(char *reply, size_t size)
+static void handle_resume(const struct spm_control_request *req, char *reply, size_t size)
 {
     struct timespec start;
     clock_gettime(CLOCK_MONOTONIC, &start);
     unsigned count = 0, max_threads = 0;
     uint64_t bytes = 0, chunks = 0;
     int ret = 0;
-    char msg[300] = "";
+    char msg[SPM_URTS_ERROR_SIZE] = "";
     spm_urts_op_lock();
+    /* The restoring side names the host the process now runs on: adopted
+     * under the op lock, so no import runs half on the old values. */
+    ret = spm_urts_adopt_host(req->platform, req->spmd);
+    if (ret < 0) {
+        spm_urts_op_unlock();
+        snprintf(msg, sizeof(msg),
+                 "resume: cannot adopt platform=%.300s spmd=%.300s (%s; want absolute paths, "
+                 "the spmd "
+                 "socket shorter than a unix socket name); nothing was imported",
+                 req->platform[0] ? req->platform : "(unchanged)",
+                 req->spmd[0] ? req->spmd : "(unchanged)", strerror(-ret));
+        format_error(reply, size, ret, msg);
+        return;
+    }
     for (struct spm_enclave *e = g_control.head; e; e = e->next_registered) {
         pthread_mutex_lock(&e->lock);
         bool live = e->state == SPM_ENCLAVE_LIVE;
@@ -225,7 +283,7 @@ static void handle_status(const struct spm_control_request *req, char *reply, si
     unsigned count = 0;
     uint64_t bytes = 0, chunks = 0, export_us = 0, import_us = 0;
     int err = 0;
-    char msg[300] = "";
+    char msg[SPM_URTS_ERROR_SIZE] = "";
     for (struct spm_enclave *e = g_control.head; e; e = e->next_registered) {
         pthread_mutex_lock(&e->lock);
         count++;
@@ -311,8 +369,9 @@ static void serve(int fd)
         format_error(reply, sizeof(reply), ret, "no request line received");
     } else if ((ret = spm_control_parse_request(line, &req)) < 0) {
         format_error(reply, sizeof(reply), ret,
-                     "malformed request (expected: export [timeout_ms=N] [threads=N] | resume | "
-                     "status [wait_ms=N])");
+                     "malformed request (expected: export [timeout_ms=N] [threads=N] | resume "
+                     "[platform=DIR] [spmd=PATH] | status [wait_ms=N]; paths absolute and "
+                     "percent-encoded)");
     } else {
         spm_debug("control: request '%s'", line);
         switch (req.op) {
@@ -320,7 +379,7 @@ static void serve(int fd)
             handle_export(&req, reply, sizeof(reply) - 1);
             break;
         case SPM_CONTROL_OP_RESUME:
-            handle_resume(reply, sizeof(reply) - 1);
+            handle_resume(&req, reply, sizeof(reply) - 1);
             break;
         case SPM_CONTROL_OP_STATUS:
             handle_status(&req, reply, sizeof(reply) - 1);

@@ -27,17 +27,16 @@ static int add_page(void *ctx, uint64_t offset, uint64_t secinfo_flags, bool mea
     return e->ops->eadd(e->hw, offset, content, secinfo_flags, measured);
 }
 
-int spm_urts_open_platform(struct spm_enclave *e)
+int spm_urts_open_platform(struct spm_enclave *e, char *dir, size_t dir_size)
 {
-    /* After a migration the process's own record may name a directory of
-     * the source host; $SPM_PLATFORM set now wins. */
-    const char *env = getenv(SPM_PLATFORM_ENV);
-    const char *dir = spm_sim_platform_dir(env && env[0] ? env : e->platform_dir);
+    /* After a migration the process's own record names a directory of the
+     * source host; the host it runs on now says which one to use. */
+    spm_urts_platform_dir(e->platform_dir, dir, dir_size);
     int ret = e->ops->open(dir, &e->platform);
     if (ret < 0) {
         e->platform = NULL;
         spm_error("cannot open the SGX platform at %s: %s (create it with 'spm platform init', "
-                  "or point SPM_PLATFORM at it)",
+                  "or name this host's platform in SPM_PLATFORM / the 'resume platform=' request)",
                   dir, strerror(-ret));
     }
     return ret;
@@ -158,7 +157,8 @@ int spm_enclave_load(const char *image_path, const struct spm_enclave_options *o
         ret = -EINVAL;
         goto fail;
     }
-    const char *platform_dir = spm_sim_platform_dir(options->platform_dir);
+    char platform_dir[PATH_MAX];
+    spm_urts_load_platform_dir(options->platform_dir, platform_dir, sizeof(platform_dir));
     if ((ret = e->ops->open(platform_dir, &e->platform)) < 0) {
         e->platform = NULL;
         spm_error("cannot open the SGX platform at %s (create it with 'spm platform init')",

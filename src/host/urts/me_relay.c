@@ -5,6 +5,7 @@
  * end between the enclaves); this file only has to fail clearly and never
  * hang: every socket operation has a deadline. */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,12 +20,6 @@
 
 /* A local daemon answers in milliseconds; the slowest step is its fsync. */
 #define RELAY_TIMEOUT_MS 10000
-
-static const char *socket_path(void)
-{
-    const char *env = getenv(SPM_SPMD_SOCKET_ENV);
-    return env && env[0] ? env : SPM_SPMD_SOCKET_DEFAULT;
-}
 
 static int64_t now_ms(void)
 {
@@ -110,7 +105,7 @@ static int connect_spmd(const char *path, int *out)
         int err = errno;
         close(fd);
         spm_error("cannot reach the Migration Enclave: connecting to spmd at %s failed: %s (is "
-                  "spmd running? set %s to its socket)",
+                  "spmd running? set %s to its socket, or name it in 'resume spmd=')",
                   path, strerror(err), SPM_SPMD_SOCKET_ENV);
         return -err;
     }
@@ -127,7 +122,10 @@ int spm_urts_me_relay(const uint8_t *in, size_t in_size, uint8_t *out, size_t ou
                   sizeof(h), sizeof(h) + (size_t)SPM_ME_MAX_MESSAGE);
         return -EINVAL;
     }
-    const char *path = socket_path();
+    /* Larger than sun_path, so that connect_spmd sees (and reports) a path
+     * too long rather than a truncated one. */
+    char path[PATH_MAX];
+    spm_urts_spmd_socket(path, sizeof(path));
     int fd = -1;
     int ret = connect_spmd(path, &fd);
     if (ret < 0)

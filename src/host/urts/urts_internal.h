@@ -8,7 +8,11 @@
 #include "checkpoint.h"
 #include "image/image.h"
 #include "platform/platform.h"
+#include "spm/abi/me_abi.h"
 #include "spm/urts.h"
+
+/* Room for one operation's error message: it may name two paths. */
+#define SPM_URTS_ERROR_SIZE 1024
 
 /* Where an enclave is in the checkpoint cycle (control.h's state=). */
 enum spm_enclave_state {
@@ -59,8 +63,12 @@ struct spm_enclave {
     uint8_t *image;
     size_t image_size;
     struct spm_ckpt_stats last_export, last_import;
+    /* While exported: the public reference the ME escrowed the key under,
+     * read back from the image's header (export reply's refs=). */
+    struct spm_me_checkpoint_ref last_ref;
+    bool has_ref;
     int last_errno; /* of the last failed export/import, 0 after a success */
-    char last_error[256];
+    char last_error[SPM_URTS_ERROR_SIZE];
 
     /* Incremented whenever relaying a message to spmd fails in transport
      * (no spmd, timeout): an import that fails meanwhile failed because the
@@ -84,8 +92,23 @@ struct spm_urts_call {
     bool internal;
 };
 
-/* SPM_RT_OCALL_ME: relays one message to spmd's socket ($SPM_SPMD_SOCKET or
- * SPM_SPMD_SOCKET_DEFAULT) and copies its reply into out. Returns 0 or
+/* The host this process's enclaves live on (host_target.c). adopt takes
+ * the platform directory and spmd socket a "resume" request named (NULL or
+ * "" keeps the current one); -EINVAL for a relative path, -ENAMETOOLONG
+ * for a socket path over sun_path; nothing changes on failure. The getters
+ * copy into the caller's buffer (truncating at size):
+ *   spmd socket:      adopted, else $SPM_SPMD_SOCKET, else the default;
+ *   import platform:  adopted, else $SPM_PLATFORM, else `recorded` (the
+ *                     load-time directory), else the default;
+ *   load platform:    adopted, else spm_sim_platform_dir(explicit_dir). */
+int spm_urts_adopt_host(const char *platform_dir, const char *spmd_socket)
+    __attribute__((warn_unused_result));
+void spm_urts_spmd_socket(char *path, size_t size);
+void spm_urts_platform_dir(const char *recorded, char *dir, size_t size);
+void spm_urts_load_platform_dir(const char *explicit_dir, char *dir, size_t size);
+
+/* SPM_RT_OCALL_ME: relays one message to spmd's socket
+ * (spm_urts_spmd_socket) and copies its reply into out. Returns 0 or
  * -ECONNREFUSED/-ENOENT (no spmd), -EPROTO (malformed reply), -ENOSPC,
  * -ETIMEDOUT. me_relay.c. */
 int spm_urts_me_relay(const uint8_t *in, size_t in_size, uint8_t *out, size_t out_capacity,
@@ -101,9 +124,11 @@ int spm_urts_ecall_internal(struct spm_enclave *e, uint32_t tcs_index, uint32_t 
                             size_t in_size, void *out, size_t out_capacity, size_t *out_size)
     __attribute__((warn_unused_result));
 
-/* Opens the platform an import rebuilds on: $SPM_PLATFORM if set now, else
- * the directory the enclave was loaded with. Sets e->platform. enclave.c. */
-int spm_urts_open_platform(struct spm_enclave *e) __attribute__((warn_unused_result));
+/* Opens the platform an import rebuilds on (spm_urts_platform_dir) and
+ * names it in dir[0..dir_size) for the caller's messages. Sets
+ * e->platform. enclave.c. */
+int spm_urts_open_platform(struct spm_enclave *e, char *dir, size_t dir_size)
+    __attribute__((warn_unused_result));
 
 /* Reads e->image_path and runs ECREATE (at `base`, 0: anywhere) / EADD /
  * EINIT on e->platform, setting e->hw, the layout and the identity. With
