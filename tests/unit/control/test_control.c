@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -239,6 +240,224 @@ static void test_export_request_from_environment(void **state)
     unsetenv(SPM_CONTROL_THREADS_ENV);
 }
 
+/* resume's host fields: absolute paths, percent-encoded, each once. */
+static void test_parse_resume_host(void **state)
+{
+    (void)state;
+    struct spm_control_request r;
+    assert_int_equal(spm_control_parse_request("resume platform=/var/lib/spm/p2", &r), 0);
+    assert_int_equal(r.op, SPM_CONTROL_OP_RESUME);
+    assert_string_equal(r.platform, "/var/lib/spm/p2");
+    assert_string_equal(r.spmd, "");
+    assert_int_equal(spm_control_parse_request(
+                         "resume spmd=/run/b/spmd.sock platform=/srv/My%20Platform%25", &r),
+                     0);
+    assert_string_equal(r.platform, "/srv/My Platform%");
+    assert_string_equal(r.spmd, "/run/b/spmd.sock");
+    assert_int_equal(spm_control_parse_request("resume platform=%2fx%2Fy", &r), 0);
+    assert_string_equal(r.platform, "/x/y");
+
+    static const char *const bad[] = {
+        "resume platform=",               /* empty */
+        "resume platform=relative/dir",   /* not absolute */
+        "resume spmd=spmd.sock",          /* not absolute */
+        "resume platform=%2",             /* truncated escape */
+        "resume platform=/a%zz",          /* not hex */
+        "resume platform=/a%0A",          /* newline */
+        "resume platform=/a%00b",         /* NUL */
+        "resume platform=/a%7F",          /* DEL */
+        "resume platform=/a=b",           /* '=' must be escaped */
+        "resume platform=/a\"b",          /* so must quotes */
+        "resume platform=/a platform=/b", /* repeated */
+        "resume spmd=/a spmd=/a",         /* repeated */
+        "resume platform=/a  spmd=/b",    /* two spaces */
+        "export platform=/a",             /* resume's option */
+        "status spmd=/a",                 /* resume's option */
+        "resume host=/a",                 /* unknown */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (spm_control_parse_request(bad[i], &r) != -EINVAL)
+            fail_msg("accepted '%s'", bad[i]);
+}
+
+static void test_encode_values(void **state)
+{
+    (void)state;
+    char out[64], back[64];
+    assert_int_equal(spm_control_encode_value("/a b/c%d=e", out, sizeof(out)), 0);
+    assert_string_equal(out, "/a%20b/c%25d%3De");
+    assert_int_equal(spm_control_decode_value(out, strlen(out), back, sizeof(back)), 0);
+    assert_string_equal(back, "/a b/c%d=e");
+    /* Every printable byte and every high byte survives the round trip. */
+    char all[256];
+    size_t n = 0;
+    for (int c = 0x20; c < 0x100; c++)
+        if (c != 0x7f)
+            all[n++] = (char)c;
+    all[n] = '\0';
+    char encoded[800], decoded[300];
+    assert_int_equal(spm_control_encode_value(all, encoded, sizeof(encoded)), 0);
+    assert_null(strchr(encoded, ' '));
+    assert_null(strchr(encoded, '='));
+    assert_int_equal(spm_control_decode_value(encoded, strlen(encoded), decoded, sizeof(decoded)),
+                     0);
+    assert_string_equal(decoded, all);
+    /* Control characters are refused, not escaped. */
+    assert_int_equal(spm_control_encode_value("/a\nb", out, sizeof(out)), -EINVAL);
+    assert_int_equal(spm_control_encode_value("/a\tb", out, sizeof(out)), -EINVAL);
+    /* Too small, exactly big enough. */
+    assert_int_equal(spm_control_encode_value("/ab", out, 3), -ENOSPC);
+    assert_int_equal(spm_control_encode_value("/ab", out, 4), 0);
+    assert_int_equal(spm_control_encode_value(" ", out, 3), -ENOSPC);
+    assert_int_equal(spm_control_encode_value(" ", out, 4), 0);
+    assert_int_equal(spm_control_decode_value("/abc", 4, back, 4), -ENOSPC);
+    assert_int_equal(spm_control_decode_value("/abc", 4, back, 5), 0);
+}
+
+static void test_resume_request_from_environment(void **state)
+{
+    (void)state;
+    char request[SPM_CONTROL_MAX_LINE];
+    const char *bad;
+    unsetenv(SPM_CONTROL_PLATFORM_ENV);
+    unsetenv(SPM_CONTROL_SPMD_ENV);
+    assert_int_equal(spm_control_resume_request(request, sizeof(request), &bad), 0);
+    assert_string_equal(request, "resume"); /* absent: the process keeps its own */
+    assert_null(bad);
+
+    setenv(SPM_CONTROL_PLATFORM_ENV, "/hosts/b/platform dir", 1);
+    setenv(SPM_CONTROL_SPMD_ENV, "/hosts/b/spmd.sock", 1);
+    assert_int_equal(spm_control_resume_request(request, sizeof(request), &bad), 0);
+    assert_string_equal(request, "resume platform=/hosts/b/platform%20dir spmd=/hosts/b/spmd.sock");
+    /* What the plugin sends, the server parses back to the same paths. */
+    struct spm_control_request r;
+    assert_int_equal(spm_control_parse_request(request, &r), 0);
+    assert_string_equal(r.platform, "/hosts/b/platform dir");
+    assert_string_equal(r.spmd, "/hosts/b/spmd.sock");
+
+    setenv(SPM_CONTROL_PLATFORM_ENV, "", 1); /* empty counts as unset */
+    assert_int_equal(spm_control_resume_request(request, sizeof(request), &bad), 0);
+    assert_string_equal(request, "resume spmd=/hosts/b/spmd.sock");
+
+    setenv(SPM_CONTROL_PLATFORM_ENV, "relative", 1);
+    assert_int_equal(spm_control_resume_request(request, sizeof(request), &bad), -EINVAL);
+    assert_string_equal(bad, SPM_CONTROL_PLATFORM_ENV);
+    setenv(SPM_CONTROL_PLATFORM_ENV, "/ok", 1);
+    setenv(SPM_CONTROL_SPMD_ENV, "/a\nstatus", 1); /* a second line smuggled in */
+    assert_int_equal(spm_control_resume_request(request, sizeof(request), &bad), -EINVAL);
+    assert_string_equal(bad, SPM_CONTROL_SPMD_ENV);
+    char huge[SPM_CONTROL_MAX_LINE];
+    memset(huge, 'x', sizeof(huge) - 1);
+    huge[0] = '/';
+    huge[sizeof(huge) - 1] = '\0';
+    setenv(SPM_CONTROL_SPMD_ENV, huge, 1);
+    assert_int_equal(spm_control_resume_request(request, sizeof(request), &bad), -ENOSPC);
+    assert_string_equal(bad, SPM_CONTROL_SPMD_ENV);
+    unsetenv(SPM_CONTROL_PLATFORM_ENV);
+    unsetenv(SPM_CONTROL_SPMD_ENV);
+
+    unsetenv(SPM_CONTROL_DEFERRED_ENV);
+    assert_false(spm_control_import_deferred());
+    setenv(SPM_CONTROL_DEFERRED_ENV, "0", 1);
+    assert_false(spm_control_import_deferred());
+    setenv(SPM_CONTROL_DEFERRED_ENV, "1", 1);
+    assert_true(spm_control_import_deferred());
+    unsetenv(SPM_CONTROL_DEFERRED_ENV);
+}
+
+static void fill_ref(struct spm_me_checkpoint_ref *ref, uint8_t seed, uint64_t generation)
+{
+    for (size_t i = 0; i < 16; i++) {
+        ref->lineage_id[i] = (uint8_t)(seed + i);
+        ref->checkpoint_id[i] = (uint8_t)(0xf0 ^ (seed * 7 + i));
+    }
+    for (size_t i = 0; i < 32; i++)
+        ref->header_digest[i] = (uint8_t)(seed * 13 + i * 3);
+    ref->generation = generation;
+}
+
+#define L32 "00112233445566778899aabbccddeeff"
+#define D64 L32 L32
+
+static void test_refs(void **state)
+{
+    (void)state;
+    /* Round trip through the formatter, two refs, as the server writes them. */
+    struct spm_me_checkpoint_ref in[2];
+    fill_ref(&in[0], 1, 1);
+    fill_ref(&in[1], 0xa0, UINT64_MAX);
+    char a[SPM_CONTROL_REF_MAX_TEXT + 1], b[SPM_CONTROL_REF_MAX_TEXT + 1];
+    assert_int_equal(spm_control_format_ref(&in[0], a, sizeof(a)), 0);
+    assert_int_equal(spm_control_format_ref(&in[1], b, sizeof(b)), 0);
+    assert_int_equal(strlen(b), SPM_CONTROL_REF_MAX_TEXT); /* the longest there is */
+    assert_int_equal(spm_control_format_ref(&in[1], b, SPM_CONTROL_REF_MAX_TEXT), -ENOSPC);
+    assert_int_equal(spm_control_format_ref(&in[1], b, sizeof(b)), 0);
+    assert_string_equal(a, "0102030405060708090a0b0c0d0e0f10:1:f7f8f9fafbfcfdfeffe0e1e2e3e4e5e6:"
+                           "0d101316191c1f2225282b2e3134373a3d404346494c4f5255585b5e6164676a");
+    char line[1024];
+    snprintf(line, sizeof(line), "ok enclaves=2 bytes=1 chunks=1 threads=1 export_us=5 refs=%s,%s",
+             a, b);
+    struct spm_me_checkpoint_ref out[3];
+    size_t count = 99;
+    assert_int_equal(spm_control_parse_refs(line, out, 3, &count), 0);
+    assert_int_equal(count, 2);
+    assert_memory_equal(&out[0], &in[0], sizeof(in[0]));
+    assert_memory_equal(&out[1], &in[1], sizeof(in[1]));
+    /* Capacity: exactly enough, one short. */
+    assert_int_equal(spm_control_parse_refs(line, out, 2, &count), 0);
+    count = 99;
+    assert_int_equal(spm_control_parse_refs(line, out, 1, &count), -ENOSPC);
+    assert_int_equal(count, 99);
+    /* Uppercase hex is the same value. */
+    assert_int_equal(spm_control_parse_refs("refs=" L32 ":7:" L32 ":" D64, out, 1, &count), 0);
+    struct spm_me_checkpoint_ref upper;
+    assert_int_equal(spm_control_parse_refs("refs=00112233445566778899AABBCCDDEEFF:7:" L32 ":" D64,
+                                            &upper, 1, &count),
+                     0);
+    assert_memory_equal(&upper, &out[0], sizeof(upper));
+    assert_int_equal(out[0].generation, 7);
+
+    /* Absent, or only inside msg= (free text). */
+    assert_int_equal(spm_control_parse_refs("ok enclaves=0", out, 3, &count), -ENOENT);
+    assert_int_equal(
+        spm_control_parse_refs("error errno=5 msg=x refs=" L32 ":1:" L32 ":" D64, out, 3, &count),
+        -ENOENT);
+
+    static const char *const bad[] = {
+        "refs=",
+        "refs=,",
+        "refs=" L32 ":1:" L32 ":" D64 ",",                               /* trailing comma */
+        "refs=," L32 ":1:" L32 ":" D64,                                  /* leading comma */
+        "refs=" L32 ":1:" L32 ":" D64 ",," L32 ":1:" L32 ":" D64,        /* empty element */
+        "refs=" L32 ":1:" L32,                                           /* three fields */
+        "refs=" L32 ":1:" L32 ":" D64 ":00",                             /* five fields */
+        "refs=" L32 "0:1:" L32 ":" D64,                                  /* lineage too long */
+        "refs=0011223344556677889aabbccddeeff:1:" L32 ":" D64,           /* lineage too short */
+        "refs=" L32 ":1:" L32 ":" L32,                                   /* digest too short */
+        "refs=" L32 ":1:" L32 ":" D64 "0",                               /* digest too long */
+        "refs=g0112233445566778899aabbccddeeff:1:" L32 ":" D64,          /* not hex */
+        "refs=" L32 ":1:" L32 ":" L32 "0011223344556677889aabbccddeef-", /* not hex */
+        "refs=" L32 "::" L32 ":" D64,                                    /* empty generation */
+        "refs=" L32 ":-1:" L32 ":" D64,                                  /* sign */
+        "refs=" L32 ":+1:" L32 ":" D64,                                  /* sign */
+        "refs=" L32 ":01:" L32 ":" D64,                                  /* leading zero */
+        "refs=" L32 ":0x1:" L32 ":" D64,                                 /* hex generation */
+        "refs=" L32 ":18446744073709551616:" L32 ":" D64,                /* 2^64 */
+        "refs=" L32 ":1:" L32 ":" D64 ";" L32 ":1:" L32 ":" D64,         /* wrong separator */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        count = 99;
+        if (spm_control_parse_refs(bad[i], out, 3, &count) != -EINVAL)
+            fail_msg("accepted '%s'", bad[i]);
+        assert_int_equal(count, 99);
+    }
+    /* The largest generation still parses. */
+    assert_int_equal(
+        spm_control_parse_refs("refs=" L32 ":18446744073709551615:" L32 ":" D64, out, 1, &count),
+        0);
+    assert_true(out[0].generation == UINT64_MAX);
+}
+
 static void test_client_against_peer(void **state)
 {
     (void)state;
@@ -322,6 +541,10 @@ int main(void)
         cmocka_unit_test(test_paths),
         cmocka_unit_test(test_client_against_peer),
         cmocka_unit_test(test_export_request_from_environment),
+        cmocka_unit_test(test_parse_resume_host),
+        cmocka_unit_test(test_encode_values),
+        cmocka_unit_test(test_resume_request_from_environment),
+        cmocka_unit_test(test_refs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
