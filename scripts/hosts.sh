@@ -209,10 +209,16 @@ cmd_service_ip() {
     add)
         in_host "$name" ip addr replace "$ip/32" dev eth0
         # Announce the new owner: unsolicited ARP (iputils-arping) updates
-        # every neighbour cache on the bridge, then stale entries the
-        # kernel refused to update are dropped.
+        # every neighbour cache on the bridge. arping always lingers a
+        # second for replies, which a migration must not wait for, so it
+        # runs detached and the entries here are corrected synchronously
+        # below. One packet only: it is sent at once, whereas a second one
+        # a second later could announce this host after the address has
+        # already moved on (a fast migration back), pointing clients at the
+        # wrong host.
         if command -v arping >/dev/null; then
-            in_host "$name" arping -q -U -c 2 -w 1 -I eth0 -s "$ip" "$ip" >/dev/null 2>&1 || true
+            in_host "$name" setsid arping -q -U -c 1 -w 1 -I eth0 -s "$ip" "$ip" \
+                </dev/null >/dev/null 2>&1 &
         else
             echo "hosts.sh: warning: arping missing (Debian: iputils-arping); only flushing neighbour entries" >&2
         fi
