@@ -11,5 +11,10 @@ int spm_cmd_inspect(int argc, char **argv);
 int spm_cmd_checkpoint(int argc, char **argv);
 int spm_cmd_restore(int argc, char **argv);
 int spm_cmd_criu_action(int argc, char **argv);
+int spm_cmd_migrate(int argc, char **argv);
+int spm_cmd_recover(int argc, char **argv);
+/* cmd_host_cert.c: `spm ca issue` (argv[0] "issue") and `spm host-cert`. */
+int spm_cmd_ca_issue(int argc, char **argv);
+int spm_cmd_host_cert(int argc, char **argv);
 
 #endif

@@ -21,6 +21,9 @@ static const struct spm_command commands[] = {
     {"checkpoint", spm_cmd_checkpoint, "checkpoint an SPM process with CRIU (enclave exported)"},
     {"restore", spm_cmd_restore, "restore a checkpoint with CRIU and check each enclave resumed"},
     {"criu-action", spm_cmd_criu_action, "CRIU action script for callers without the plugin"},
+    {"host-cert", spm_cmd_host_cert, "issue this host's TLS identity for spmd peers"},
+    {"migrate", spm_cmd_migrate, "live-migrate an SPM process to another host's spmd"},
+    {"recover", spm_cmd_recover, "settle migrations a crash or a cut link interrupted"},
 };
 
 static void usage(FILE *out)

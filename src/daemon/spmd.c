@@ -34,6 +34,7 @@
 #include "enclaves/me/me_state.h"
 #include "platform/sim/sim.h"
 #include "spm/abi/me_abi.h"
+#include "migrate.h"
 #include "spm/urts.h"
 
 #define STATE_DIR_DEFAULT "/var/lib/spm/spmd"
@@ -81,7 +82,14 @@ static void usage(FILE *out)
             "  --me IMAGE       signed Migration Enclave image (default %s)\n"
             "  --allow-debug    let DEBUG enclaves escrow and receive keys (testing only:\n"
             "                   a debug enclave's memory is readable by the host)\n"
-            "  --help           this text\n",
+            "  --listen ADDR[:PORT]  accept migrations from other spmds (TLS 1.3, port\n"
+            "                   7786 by default); needs --tls-dir\n"
+            "  --tls-dir DIR    this host's identity: host.crt, host.key and the cluster\n"
+            "                   CA's ca.crt ('spm host-cert'); peers must present a host\n"
+            "                   certificate from that CA\n"
+            "  --name NAME      this host's name in logs (default: the hostname)\n"
+            "  --help           this text\n\n"
+            "The admin socket PATH.admin (root only) takes 'spm migrate' and 'spm recover'.\n",
             SPM_PLATFORM_ENV, SPM_PLATFORM_DEFAULT_DIR, STATE_DIR_DEFAULT, SPM_SPMD_SOCKET_ENV,
             SPM_SPMD_SOCKET_DEFAULT, SPMD_ME_IMAGE_INSTALLED);
 }
@@ -349,6 +357,38 @@ static void wake_main(struct spmd *d)
     }
 }
 
+/* One message into the ME, one reply out; serialised. -ENOTRECOVERABLE
+ * once the ME stopped serving (spmd then exits). */
+static int me_call_raw(struct spmd *d, const uint8_t *in, size_t in_size, uint8_t *out,
+                       size_t out_capacity, size_t *out_size)
+{
+    pthread_mutex_lock(&d->ecall_lock);
+    int ret = d->me_failed ? -ENOTRECOVERABLE
+                           : spm_enclave_ecall(d->me, SPM_ME_ECALL_HANDLE, in, in_size, out,
+                                               out_capacity, out_size, 0);
+    if (ret == -ENOTRECOVERABLE && !d->me_failed) {
+        d->me_failed = 1;
+        say("the Migration Enclave stopped serving: it could not advance the platform's "
+            "monotonic counter, or another copy of its state is in use (see its message "
+            "above). Exiting so that a restart checks the state against the counter.");
+        wake_main(d);
+    }
+    pthread_mutex_unlock(&d->ecall_lock);
+    return ret;
+}
+
+/* The migration code's way into the ME: the ME's refusals are replies. */
+static int me_call_for_migration(const uint8_t *in, size_t in_size, uint8_t *out,
+                                 size_t out_capacity, size_t *out_size)
+{
+    int ret = me_call_raw(&g_spmd, in, in_size, out, out_capacity, out_size);
+    if (ret < 0 && ret != -ENOTRECOVERABLE) {
+        *out_size = error_message(ret, out);
+        ret = 0;
+    }
+    return ret;
+}
+
 /* One connection: one message in, one reply out. */
 static void serve_client(struct spmd *d, int fd)
 {
@@ -380,18 +420,7 @@ static void serve_client(struct spmd *d, int fd)
     }
     size_t reply_size = 0;
     int64_t start = now_us();
-    pthread_mutex_lock(&d->ecall_lock);
-    ret = d->me_failed ? -ENOTRECOVERABLE
-                       : spm_enclave_ecall(d->me, SPM_ME_ECALL_HANDLE, msg, HEADER_SIZE + h.size,
-                                           reply, reply_capacity, &reply_size, 0);
-    if (ret == -ENOTRECOVERABLE && !d->me_failed) {
-        d->me_failed = 1;
-        say("the Migration Enclave stopped serving: it could not advance the platform's "
-            "monotonic counter, or another copy of its state is in use (see its message "
-            "above). Exiting so that a restart checks the state against the counter.");
-        wake_main(d);
-    }
-    pthread_mutex_unlock(&d->ecall_lock);
+    ret = me_call_raw(d, msg, HEADER_SIZE + h.size, reply, reply_capacity, &reply_size);
     spm_debug("spmd: message type %u (%u bytes) handled in %" PRId64 " us: %d", h.type, h.size,
               now_us() - start, ret);
     if (ret < 0)
@@ -487,13 +516,27 @@ int main(int argc, char **argv)
     const char *platform = NULL, *state_dir = STATE_DIR_DEFAULT, *image = NULL;
     const char *socket_path = getenv(SPM_SPMD_SOCKET_ENV);
     uint32_t policy = 0;
-    enum { OPT_PLATFORM = 1, OPT_STATE, OPT_SOCKET, OPT_ME, OPT_ALLOW_DEBUG, OPT_HELP };
+    const char *listen_addr = NULL, *tls_dir = NULL, *name = NULL;
+    enum {
+        OPT_PLATFORM = 1,
+        OPT_STATE,
+        OPT_SOCKET,
+        OPT_ME,
+        OPT_ALLOW_DEBUG,
+        OPT_LISTEN,
+        OPT_TLS_DIR,
+        OPT_NAME,
+        OPT_HELP
+    };
     static const struct option options[] = {
         {"platform", required_argument, NULL, OPT_PLATFORM},
         {"state", required_argument, NULL, OPT_STATE},
         {"socket", required_argument, NULL, OPT_SOCKET},
         {"me", required_argument, NULL, OPT_ME},
         {"allow-debug", no_argument, NULL, OPT_ALLOW_DEBUG},
+        {"listen", required_argument, NULL, OPT_LISTEN},
+        {"tls-dir", required_argument, NULL, OPT_TLS_DIR},
+        {"name", required_argument, NULL, OPT_NAME},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -514,6 +557,15 @@ int main(int argc, char **argv)
             break;
         case OPT_ALLOW_DEBUG:
             policy |= SPM_ME_POLICY_ALLOW_DEBUG;
+            break;
+        case OPT_LISTEN:
+            listen_addr = optarg;
+            break;
+        case OPT_TLS_DIR:
+            tls_dir = optarg;
+            break;
+        case OPT_NAME:
+            name = optarg;
             break;
         case OPT_HELP:
             usage(stdout);
@@ -567,6 +619,25 @@ int main(int argc, char **argv)
         spm_enclave_destroy(d->me);
         return 1;
     }
+    char host_name[64] = "";
+    if (!name && gethostname(host_name, sizeof(host_name) - 1) == 0)
+        name = host_name;
+    const char *platform_dir = platform ? platform : getenv("SPM_PLATFORM");
+    struct spmd_migrate_config migrate = {
+        .me_call = me_call_for_migration,
+        .state_dir = state_dir,
+        .platform_dir = platform_dir && platform_dir[0] ? platform_dir : "/var/lib/spm/platform",
+        .spmd_socket = socket_path,
+        .listen = listen_addr,
+        .tls_dir = tls_dir,
+        .name = name,
+    };
+    if (spmd_migrate_start(&migrate) < 0) {
+        close(listen_fd);
+        unlink(socket_path);
+        spm_enclave_destroy(d->me);
+        return 1;
+    }
     uint8_t mrenclave[32];
     char mrenclave_hex[65];
     spm_enclave_mrenclave(d->me, mrenclave);
@@ -577,6 +648,9 @@ int main(int argc, char **argv)
            ", started in %" PRId64 " ms)\n",
            socket_path, mrenclave_hex, spm_enclave_base(d->me), spm_enclave_size(d->me),
            (started - start) / 1000);
+    if (listen_addr)
+        printf("spmd: accepting peers on %s (TLS 1.3, host identity in %s)\n", listen_addr,
+               tls_dir);
     fflush(stdout);
 
     int status = 0;
@@ -601,6 +675,7 @@ int main(int argc, char **argv)
     }
     if (d->me_failed)
         status = 1;
+    spmd_migrate_stop();
     close(listen_fd);
     unlink(socket_path);
     if (wait_for_clients(d))

@@ -1,0 +1,2331 @@
+/* Live migration in spmd (migrate.h, wire.h, docs/migration.md).
+ *
+ * The source spmd drives; the destination obeys. What makes a migration
+ * safe is the order of the steps and the journal each side keeps:
+ *
+ *   source                               destination
+ *   attest the MEs (TLS + quotes)
+ *   criu dump (enclave exports, K escrowed in the source ME)
+ *   send the images ------------------>  store, fsync
+ *   RESTORE --------------------------->  criu restore --leave-stopped
+ *   journal "handover"; ME: LEAVING
+ *   TRANSFER (sealed, ME to ME) ------->  ME stores K durably, ACK
+ *   ME: LEFT; journal "handed-over"
+ *   GO ------------------------------->  SIGCONT; the process imports
+ *                                        K from the local ME
+ *
+ * Before "handover" the key never left the source ME, so any failure ends
+ * with the source restoring its images in place (the destination discards
+ * its stopped copy). From "handover" on, only the MEs' RESOLVE may decide
+ * who owns K; spmd never guesses: while the destination cannot be reached
+ * the migration stays "in doubt" and nothing is restored anywhere. Every
+ * journal write happens before the step it announces, so a crash at any
+ * moment leaves a journal that names the furthest step that may have
+ * happened; `spm recover` (the admin "recover" request) settles each one. */
+#include "migrate.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/fileio.h"
+#include "common/log.h"
+#include "control/control.h"
+#include "crypto/hash.h"
+#include "net/tls.h"
+#include "spm/abi/me_abi.h"
+#include "wire.h"
+
+extern char **environ;
+
+#define ME_BUFFER_SIZE    (sizeof(struct spm_me_message_header) + SPM_ME_MAX_MESSAGE)
+#define PEER_TIMEOUT_MS   30000
+#define ADMIN_LINE_MAX    1024
+#define MAX_IMAGE_BYTES   (64ull << 30)
+#define CONNECT_TIMEOUT   5000
+#define STATUS_WAIT_MS    60000
+#define JOURNAL_FILE      "journal"
+#define IMAGES_DIR        "images"
+#define CRIU_TIMEOUT_TEXT "120"
+
+/* Fault injection (CRIU's habit): SPMD_FAULT names one point where this
+ * spmd fails on purpose, so tests reach every recovery path. */
+#define FAULT_ENV "SPMD_FAULT"
+
+static struct {
+    struct spmd_migrate_config cfg;
+    char state_dir[PATH_MAX];
+    char platform_dir[PATH_MAX];
+    char spmd_socket[PATH_MAX];
+    char migrations_dir[PATH_MAX];
+    char admin_path[PATH_MAX];
+    char listen_text[64];
+    char name[64];
+    char fault[64];
+    struct spm_tls_config *tls;
+    int admin_fd, peer_fd;
+    volatile int stopping;
+    pthread_mutex_t journal_lock;
+    pthread_mutex_t active_lock;
+    uint8_t active[16][16]; /* migrations this spmd is running now (source) */
+    bool active_used[16];
+} g_mig = {
+    .admin_fd = -1,
+    .peer_fd = -1,
+    .journal_lock = PTHREAD_MUTEX_INITIALIZER,
+    .active_lock = PTHREAD_MUTEX_INITIALIZER,
+};
+
+/* snprintf for messages and paths that may be cut short: truncation is
+ * detected where it matters (paths) by the return value, as snprintf's. */
+static int fmt_text(char *out, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fmt_text(char *out, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out, size, fmt, ap);
+    va_end(ap);
+    return n;
+}
+
+static bool fault(const char *name)
+{
+    return g_mig.fault[0] && strcmp(g_mig.fault, name) == 0;
+}
+
+static void fault_crash(const char *name)
+{
+    if (fault(name)) {
+        spm_error("spmd: injected fault %s: exiting now", name);
+        _exit(70);
+    }
+}
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* ---- Journal: one directory per migration, <migrations>/<id>/ ----
+ * A small key=value file written atomically (write, fsync, rename, fsync
+ * dir) before the step its phase names. */
+
+enum role { ROLE_SOURCE = 1, ROLE_DEST = 2 };
+
+struct journal {
+    uint8_t id[16];
+    enum role role;
+    char phase[24];
+    int pid;
+    int mode;
+    char peer[64]; /* source: destination "ADDR:PORT"; destination: source's */
+    char ip[64];   /* the service address that moves, or "" */
+    char refs[1024];
+};
+
+static void id_hex(const uint8_t id[16], char out[33])
+{
+    spm_hex(id, 16, out);
+}
+
+static int migration_dir(const uint8_t id[16], const char *leaf, char *out, size_t size)
+{
+    char hex[33];
+    id_hex(id, hex);
+    int n = fmt_text(out, size, "%s/%s%s%s", g_mig.migrations_dir, hex, leaf ? "/" : "",
+                     leaf ? leaf : "");
+    return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+static int journal_write(const struct journal *j)
+{
+    char path[PATH_MAX], hex[33], text[2048];
+    id_hex(j->id, hex);
+    int n = fmt_text(text, sizeof(text),
+                     "id=%s\nrole=%s\nphase=%s\npid=%d\nmode=%d\npeer=%s\nip=%s\nrefs=%s\n", hex,
+                     j->role == ROLE_SOURCE ? "source" : "destination", j->phase, j->pid, j->mode,
+                     j->peer, j->ip, j->refs);
+    if (n < 0 || (size_t)n >= sizeof(text))
+        return -E2BIG;
+    int ret = migration_dir(j->id, JOURNAL_FILE, path, sizeof(path));
+    if (ret < 0)
+        return ret;
+    pthread_mutex_lock(&g_mig.journal_lock);
+    ret = spm_write_file_atomic(path, text, (size_t)n, 0600);
+    pthread_mutex_unlock(&g_mig.journal_lock);
+    if (ret < 0)
+        spm_error("spmd: cannot write the migration journal %s: %s", path, strerror(-ret));
+    return ret;
+}
+
+static int journal_phase(struct journal *j, const char *phase)
+{
+    fmt_text(j->phase, sizeof(j->phase), "%s", phase);
+    return journal_write(j);
+}
+
+static void line_value(const char *text, const char *key, char *out, size_t size)
+{
+    size_t key_size = strlen(key);
+    out[0] = 0;
+    for (const char *p = text; p && *p;) {
+        const char *end = strchr(p, '\n');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len > key_size && strncmp(p, key, key_size) == 0 && p[key_size] == '=') {
+            size_t v = len - key_size - 1;
+            if (v >= size)
+                v = size - 1;
+            memcpy(out, p + key_size + 1, v);
+            out[v] = 0;
+            return;
+        }
+        p = end ? end + 1 : NULL;
+    }
+}
+
+static int hex_to_bytes(const char *hex, uint8_t *out, size_t size)
+{
+    if (strlen(hex) != size * 2)
+        return -EINVAL;
+    for (size_t i = 0; i < size; i++) {
+        unsigned v;
+        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+            return -EINVAL;
+        out[i] = (uint8_t)v;
+    }
+    return 0;
+}
+
+static int journal_read(const char *hex, struct journal *j)
+{
+    char path[PATH_MAX], value[1024];
+    fmt_text(path, sizeof(path), "%s/%s/%s", g_mig.migrations_dir, hex, JOURNAL_FILE);
+    uint8_t *data = NULL;
+    size_t size = 0;
+    int ret = spm_read_file(path, 8192, &data, &size);
+    if (ret < 0)
+        return ret;
+    char *text = calloc(1, size + 1);
+    if (!text) {
+        free(data);
+        return -ENOMEM;
+    }
+    memcpy(text, data, size);
+    free(data);
+    memset(j, 0, sizeof(*j));
+    line_value(text, "id", value, sizeof(value));
+    ret = hex_to_bytes(value, j->id, 16);
+    line_value(text, "role", value, sizeof(value));
+    j->role = strcmp(value, "source") == 0 ? ROLE_SOURCE : ROLE_DEST;
+    line_value(text, "phase", j->phase, sizeof(j->phase));
+    line_value(text, "pid", value, sizeof(value));
+    j->pid = atoi(value);
+    line_value(text, "mode", value, sizeof(value));
+    j->mode = atoi(value);
+    line_value(text, "peer", j->peer, sizeof(j->peer));
+    line_value(text, "ip", j->ip, sizeof(j->ip));
+    line_value(text, "refs", j->refs, sizeof(j->refs));
+    free(text);
+    if (ret < 0 || j->pid <= 0 || !j->phase[0]) {
+        spm_error("spmd: migration journal %s is damaged", path);
+        return -EBADMSG;
+    }
+    return 0;
+}
+
+static bool journal_final(const struct journal *j)
+{
+    static const char *final[] = {"done", "kept", "failed", "discarded", "running"};
+    for (size_t i = 0; i < sizeof(final) / sizeof(final[0]); i++)
+        if (strcmp(j->phase, final[i]) == 0)
+            return true;
+    return false;
+}
+
+static void active_set(const uint8_t id[16], bool on)
+{
+    pthread_mutex_lock(&g_mig.active_lock);
+    for (int i = 0; i < 16; i++) {
+        if (on && !g_mig.active_used[i]) {
+            memcpy(g_mig.active[i], id, 16);
+            g_mig.active_used[i] = true;
+            break;
+        }
+        if (!on && g_mig.active_used[i] && memcmp(g_mig.active[i], id, 16) == 0) {
+            g_mig.active_used[i] = false;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&g_mig.active_lock);
+}
+
+static bool active_has(const uint8_t id[16])
+{
+    bool found = false;
+    pthread_mutex_lock(&g_mig.active_lock);
+    for (int i = 0; i < 16; i++)
+        found |= g_mig.active_used[i] && memcmp(g_mig.active[i], id, 16) == 0;
+    pthread_mutex_unlock(&g_mig.active_lock);
+    return found;
+}
+
+/* ---- Running helpers (criu, ip) ---- */
+
+/* Runs argv with `extra` NAME=VALUE entries added to (or replacing) the
+ * environment; stdout+stderr go to `log_path` (or /dev/null). The child's
+ * environment is built before fork: this process has threads. */
+static int run(char *const argv[], char *const extra[], const char *log_path, int *status,
+               uint64_t *usec)
+{
+    size_t env_count = 0, extra_count = 0;
+    while (environ[env_count])
+        env_count++;
+    while (extra && extra[extra_count])
+        extra_count++;
+    char **envp = calloc(env_count + extra_count + 1, sizeof(*envp));
+    if (!envp)
+        return -ENOMEM;
+    size_t n = 0;
+    for (size_t i = 0; i < env_count; i++) {
+        bool replaced = false;
+        for (size_t k = 0; k < extra_count; k++) {
+            size_t name = strcspn(extra[k], "=");
+            replaced |= strncmp(environ[i], extra[k], name + 1) == 0;
+        }
+        if (!replaced)
+            envp[n++] = environ[i];
+    }
+    for (size_t k = 0; k < extra_count; k++)
+        envp[n++] = extra[k];
+    envp[n] = NULL;
+    int out =
+        open(log_path ? log_path : "/dev/null", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    uint64_t start = now_us();
+    pid_t child = fork();
+    if (child < 0) {
+        int err = errno;
+        free(envp);
+        if (out >= 0)
+            close(out);
+        return -err;
+    }
+    if (child == 0) {
+        int null = open("/dev/null", O_RDONLY);
+        if (null >= 0)
+            dup2(null, 0);
+        if (out >= 0) {
+            dup2(out, 1);
+            dup2(out, 2);
+        }
+        setsid();
+        execvpe(argv[0], argv, envp);
+        _exit(127);
+    }
+    free(envp);
+    if (out >= 0)
+        close(out);
+    int st;
+    while (waitpid(child, &st, 0) < 0)
+        if (errno != EINTR)
+            return -errno;
+    if (usec)
+        *usec = now_us() - start;
+    *status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return 0;
+}
+
+/* Runs argv and captures up to size-1 bytes of its stdout. */
+static int run_capture(char *const argv[], char *out, size_t size)
+{
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) < 0)
+        return -errno;
+    pid_t child = fork();
+    if (child < 0) {
+        close(pipefd[0]);
+        close(pipefd[1]);
+        return -errno;
+    }
+    if (child == 0) {
+        dup2(pipefd[1], 1);
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0)
+            dup2(null, 2);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    close(pipefd[1]);
+    size_t used = 0;
+    for (;;) {
+        ssize_t got = read(pipefd[0], out + used, size - 1 - used);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            break;
+        used += (size_t)got;
+        if (used == size - 1)
+            break;
+    }
+    out[used] = 0;
+    close(pipefd[0]);
+    int st;
+    while (waitpid(child, &st, 0) < 0)
+        if (errno != EINTR)
+            return -errno;
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -EIO;
+}
+
+static const char *criu_binary(void)
+{
+    const char *criu = getenv("SPM_CRIU");
+    return criu && criu[0] ? criu : "criu";
+}
+
+static const char *plugin_dir(void)
+{
+    const char *dir = getenv("SPM_CRIU_PLUGIN_DIR");
+    return dir && dir[0] ? dir : NULL;
+}
+
+/* The interface that holds this host's address (the default route's). */
+static int default_device(char *dev, size_t size)
+{
+    char out[512];
+    char *argv[] = {"ip", "-o", "-4", "route", "show", "default", NULL};
+    int ret = run_capture(argv, out, sizeof(out));
+    const char *p = ret == 0 ? strstr(out, " dev ") : NULL;
+    if (!p)
+        return -ENODEV;
+    p += 5;
+    size_t len = strcspn(p, " \n");
+    if (!len || len >= size)
+        return -ENODEV;
+    memcpy(dev, p, len);
+    dev[len] = 0;
+    return 0;
+}
+
+static void address_only(const char *ip, char *out, size_t size)
+{
+    fmt_text(out, size, "%s", ip);
+    out[strcspn(out, "/")] = 0;
+}
+
+/* Brings the service address up here and announces it (gratuitous ARP),
+ * so clients' next packets come to this host. */
+static int service_ip_add(const char *ip)
+{
+    char dev[64], addr[64];
+    int ret = default_device(dev, sizeof(dev));
+    if (ret < 0) {
+        spm_error("spmd: no default route: cannot tell where to add the service address %s", ip);
+        return ret;
+    }
+    char *add[] = {"ip", "addr", "replace", (char *)ip, "dev", dev, NULL};
+    int status = 0;
+    ret = run(add, NULL, NULL, &status, NULL);
+    if (ret < 0 || status != 0) {
+        spm_error("spmd: cannot add the service address %s on %s", ip, dev);
+        return ret < 0 ? ret : -EIO;
+    }
+    address_only(ip, addr, sizeof(addr));
+    char *arp[] = {"arping", "-U", "-c", "1", "-I", dev, addr, NULL};
+    (void)run(arp, NULL, NULL, &status, NULL);
+    return 0;
+}
+
+/* Takes the service address down here (it moves with the process), and
+ * drops what CRIU's network lock left for the dumped connections. */
+static int service_ip_del(const char *ip)
+{
+    char dev[64];
+    int ret = default_device(dev, sizeof(dev));
+    if (ret < 0)
+        return ret;
+    char *del[] = {"ip", "addr", "del", (char *)ip, "dev", dev, NULL};
+    int status = 0;
+    ret = run(del, NULL, NULL, &status, NULL);
+    return ret < 0 ? ret : status == 0 ? 0 : -ENOENT;
+}
+
+static bool process_alive(int pid)
+{
+    return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+}
+
+/* The state letter of /proc/PID/stat ('T' stopped), or 0. */
+static char process_state(int pid)
+{
+    char path[64], buf[512];
+    fmt_text(path, sizeof(path), "/proc/%d/stat", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    char *paren = strrchr(buf, ')');
+    return paren && paren[1] == ' ' ? paren[2] : 0;
+}
+
+static void wait_gone(int pid, int timeout_ms)
+{
+    for (int waited = 0; waited < timeout_ms && process_alive(pid); waited += 10)
+        usleep(10000);
+}
+
+/* The process's control socket "status", waiting for an import. */
+static int process_status(int pid, char *reply, size_t size, int wait_ms)
+{
+    char path[PATH_MAX], request[64];
+    int ret = spm_control_path_for_pid(pid, path, sizeof(path));
+    if (ret < 0)
+        return ret;
+    fmt_text(request, sizeof(request), "status wait_ms=%d", wait_ms);
+    return spm_control_request(path, request, reply, size, (unsigned)wait_ms + 5000);
+}
+
+static bool reply_live(const char *reply)
+{
+    return strncmp(reply, "ok state=live", 13) == 0;
+}
+
+/* criu restore of `images` on this host. deferred: --leave-stopped, the
+ * process imports when it is continued (SPM_IMPORT_DEFERRED tells the
+ * plugin not to wait for that). */
+static int criu_restore(const char *images, bool deferred, uint64_t *usec)
+{
+    char log_path[PATH_MAX], platform_env[PATH_MAX + 16], socket_env[PATH_MAX + 24];
+    fmt_text(log_path, sizeof(log_path), "%s/restore.out", images);
+    fmt_text(platform_env, sizeof(platform_env), "SPM_PLATFORM=%s", g_mig.platform_dir);
+    fmt_text(socket_env, sizeof(socket_env), "%s=%s", SPM_SPMD_SOCKET_ENV, g_mig.spmd_socket);
+    char *argv[24];
+    int n = 0;
+    argv[n++] = (char *)criu_binary();
+    argv[n++] = "restore";
+    argv[n++] = "-D";
+    argv[n++] = (char *)images;
+    argv[n++] = "-o";
+    argv[n++] = "restore.log";
+    argv[n++] = "-d";
+    argv[n++] = "--tcp-established";
+    argv[n++] = "--network-lock";
+    argv[n++] = "nftables";
+    if (deferred)
+        argv[n++] = "--leave-stopped";
+    if (plugin_dir()) {
+        argv[n++] = "--libdir";
+        argv[n++] = (char *)plugin_dir();
+    }
+    if (fault("dest-restore-fail") && deferred) {
+        /* A pre-restore action script that fails: CRIU itself aborts. */
+        argv[n++] = "--action-script";
+        argv[n++] = "/bin/false";
+    }
+    argv[n] = NULL;
+    char *extra[] = {platform_env, socket_env,
+                     deferred ? "SPM_IMPORT_DEFERRED=1" : "SPM_IMPORT_DEFERRED=0", NULL};
+    int status = 0;
+    int ret = run(argv, extra, log_path, &status, usec);
+    if (ret < 0)
+        return ret;
+    if (status != 0) {
+        spm_error("spmd: criu restore of %s failed (exit %d); see %s/restore.log", images, status,
+                  images);
+        return -ECANCELED;
+    }
+    return 0;
+}
+
+/* ---- Peer connection helpers ---- */
+
+static int send_error(struct spm_tls_conn *c, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int send_error(struct spm_tls_conn *c, int status, const char *fmt, ...)
+{
+    uint8_t buf[sizeof(struct spmd_wire_error) + SPMD_WIRE_TEXT_MAX + 1];
+    char *text = (char *)buf + sizeof(struct spmd_wire_error);
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(text, SPMD_WIRE_TEXT_MAX + 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        n = 0;
+    if (n > (int)SPMD_WIRE_TEXT_MAX)
+        n = SPMD_WIRE_TEXT_MAX;
+    struct spmd_wire_error e = {.status = status, .text_size = (uint16_t)n};
+    memcpy(buf, &e, sizeof(e));
+    spm_error("spmd: telling %s: %.*s (%s)", spm_tls_peer_name(c), n, text, strerror(-status));
+    return spm_tls_send(c, SPMD_WIRE_ERROR, buf, sizeof(e) + (size_t)n, PEER_TIMEOUT_MS);
+}
+
+/* An ERROR body as "status" + text; -EBADMSG when malformed. */
+static int parse_error(const uint8_t *body, size_t size, char *text, size_t text_size)
+{
+    struct spmd_wire_error e;
+    if (size < sizeof(e))
+        return -EBADMSG;
+    memcpy(&e, body, sizeof(e));
+    if (e.text_size > SPMD_WIRE_TEXT_MAX || size != sizeof(e) + e.text_size || e.status >= 0)
+        return -EBADMSG;
+    size_t n = e.text_size < text_size - 1 ? e.text_size : text_size - 1;
+    memcpy(text, body + sizeof(e), n);
+    text[n] = 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)text[i] < 0x20 || (unsigned char)text[i] > 0x7e)
+            text[i] = '?';
+    return e.status;
+}
+
+/* Receives one message of type `want` with a body of exactly `size` bytes
+ * (size 0: any size up to capacity, *got set). A peer ERROR comes back as
+ * its status with its text in `why`. */
+static int recv_expect(struct spm_tls_conn *c, uint16_t want, void *body, size_t capacity,
+                       size_t *got, int timeout_ms, char *why, size_t why_size)
+{
+    uint8_t small[sizeof(struct spmd_wire_error) + SPMD_WIRE_TEXT_MAX];
+    uint16_t type = 0;
+    size_t size = 0;
+    void *buf = capacity >= sizeof(small) ? body : small;
+    size_t cap = capacity >= sizeof(small) ? capacity : sizeof(small);
+    int ret = spm_tls_recv(c, &type, buf, cap, &size, timeout_ms);
+    if (ret < 0) {
+        fmt_text(why, why_size, "connection to %s lost: %s", spm_tls_peer_name(c), strerror(-ret));
+        return ret;
+    }
+    if (type == SPMD_WIRE_ERROR) {
+        ret = parse_error(buf, size, why, why_size);
+        return ret == -EBADMSG ? -EPROTO : ret;
+    }
+    if (type != want || (got == NULL && size != capacity) || size > capacity) {
+        fmt_text(why, why_size, "%s sent message type %u (%zu bytes) where %u was expected",
+                 spm_tls_peer_name(c), type, size, want);
+        return -EPROTO;
+    }
+    if (buf != body)
+        memcpy(body, buf, size);
+    if (got)
+        *got = size;
+    return 0;
+}
+
+/* ---- The local ME ---- */
+
+struct me_buf {
+    uint8_t *data;
+    size_t size;
+};
+
+static int me_alloc(struct me_buf *b)
+{
+    b->data = malloc(ME_BUFFER_SIZE);
+    b->size = 0;
+    return b->data ? 0 : -ENOMEM;
+}
+
+static uint16_t me_type(const struct me_buf *b)
+{
+    struct spm_me_message_header h;
+    if (b->size < sizeof(h))
+        return 0;
+    memcpy(&h, b->data, sizeof(h));
+    return h.type;
+}
+
+/* The status of an SPM_ME_MSG_ERROR message, or 0 for any other type. */
+static int me_error_status(const struct me_buf *b)
+{
+    struct spm_me_error e;
+    if (me_type(b) != SPM_ME_MSG_ERROR)
+        return 0;
+    if (b->size != sizeof(struct spm_me_message_header) + sizeof(e))
+        return -EBADMSG;
+    memcpy(&e, b->data + sizeof(struct spm_me_message_header), sizeof(e));
+    return e.status < 0 ? e.status : -EPROTO;
+}
+
+/* Sends a raw message (header included) into the ME. */
+static int me_raw(const uint8_t *in, size_t in_size, struct me_buf *out)
+{
+    return g_mig.cfg.me_call(in, in_size, out->data, ME_BUFFER_SIZE, &out->size);
+}
+
+/* Builds a message of `type` with `body` and sends it into the ME. */
+static int me_send(uint16_t type, const void *body, size_t size, struct me_buf *out)
+{
+    uint8_t msg[sizeof(struct spm_me_message_header) + 256];
+    struct spm_me_message_header h = {
+        .magic = SPM_ME_MAGIC, .version = SPM_ME_VERSION, .type = type, .size = (uint32_t)size};
+    if (size > sizeof(msg) - sizeof(h))
+        return -E2BIG;
+    memcpy(msg, &h, sizeof(h));
+    if (size)
+        memcpy(msg + sizeof(h), body, size);
+    return me_raw(msg, sizeof(h) + size, out);
+}
+
+/* The PEER_STATUS body of a reply; -EPROTO for another type. */
+static int me_peer_status(const struct me_buf *b, struct spm_me_peer_status *status)
+{
+    int err = me_error_status(b);
+    if (err < 0)
+        return err;
+    if (me_type(b) != SPM_ME_MSG_PEER_STATUS ||
+        b->size < sizeof(struct spm_me_message_header) + sizeof(*status))
+        return -EPROTO;
+    memcpy(status, b->data + sizeof(struct spm_me_message_header), sizeof(*status));
+    return status->status;
+}
+
+/* Relays the ME message in `out` to the peer and returns the peer ME's
+ * answer in `in`. */
+static int peer_round_trip(struct spm_tls_conn *c, const struct me_buf *out, struct me_buf *in,
+                           char *why, size_t why_size)
+{
+    int ret = spm_tls_send(c, SPMD_WIRE_ME, out->data, out->size, PEER_TIMEOUT_MS);
+    if (ret < 0) {
+        fmt_text(why, why_size, "cannot send to %s: %s", spm_tls_peer_name(c), strerror(-ret));
+        return ret;
+    }
+    return recv_expect(c, SPMD_WIRE_ME, in->data, ME_BUFFER_SIZE, &in->size, PEER_TIMEOUT_MS, why,
+                       why_size);
+}
+
+static const char *me_refusal(int status)
+{
+    switch (status) {
+    case -EKEYREJECTED:
+        return "its quote does not verify or does not chain to the trusted provisioning root";
+    case -EACCES:
+        return "its Migration Enclave identity is not allowed by policy (signer, product id "
+               "or SVN)";
+    case -EPERM:
+        return "it is a DEBUG Migration Enclave and policy forbids debug enclaves";
+    case -EBADMSG:
+        return "its attestation message is malformed or not bound to this session";
+    default:
+        return strerror(-status);
+    }
+}
+
+/* Mutual attestation of the local ME (initiator) and the peer's ME over
+ * `c`; *session is the local ME's peer session. */
+static int attest(struct spm_tls_conn *c, uint64_t *session, uint8_t peer_platform[32], char *why,
+                  size_t why_size)
+{
+    struct me_buf a = {0}, b = {0};
+    int ret = me_alloc(&a);
+    if (ret == 0)
+        ret = me_alloc(&b);
+    if (ret < 0)
+        goto out;
+    struct spm_me_peer_open open = {0};
+    if ((ret = me_send(SPM_ME_MSG_PEER_OPEN, &open, sizeof(open), &a)) < 0 ||
+        (ret = me_error_status(&a)) < 0) {
+        fmt_text(why, why_size, "the local Migration Enclave cannot open a peer session: %s",
+                 strerror(-ret));
+        goto out;
+    }
+    /* OFFER -> ACCEPT (the destination ME's quote) */
+    if ((ret = peer_round_trip(c, &a, &b, why, why_size)) < 0)
+        goto out;
+    if ((ret = me_error_status(&b)) < 0) {
+        fmt_text(why, why_size, "the destination's Migration Enclave refused us: %s",
+                 me_refusal(ret));
+        goto out;
+    }
+    if (me_type(&b) != SPM_ME_MSG_PEER_ACCEPT) {
+        ret = -EPROTO;
+        fmt_text(why, why_size, "the destination answered the offer with ME message type %u",
+                 me_type(&b));
+        goto out;
+    }
+    if ((ret = me_raw(b.data, b.size, &a)) < 0 || (ret = me_error_status(&a)) < 0) {
+        fmt_text(why, why_size, "destination refused before any key left: %s", me_refusal(ret));
+        goto out;
+    }
+    /* CONFIRM (our quote) -> READY */
+    if ((ret = peer_round_trip(c, &a, &b, why, why_size)) < 0)
+        goto out;
+    if ((ret = me_error_status(&b)) < 0) {
+        fmt_text(why, why_size, "the destination's Migration Enclave refused us: %s",
+                 me_refusal(ret));
+        goto out;
+    }
+    if (me_type(&b) != SPM_ME_MSG_PEER_SEALED) {
+        ret = -EPROTO;
+        fmt_text(why, why_size, "the destination answered the confirmation with type %u",
+                 me_type(&b));
+        goto out;
+    }
+    struct spm_me_peer_status st;
+    if ((ret = me_raw(b.data, b.size, &a)) < 0 || (ret = me_peer_status(&a, &st)) < 0) {
+        fmt_text(why, why_size, "the session with the destination's ME failed: %s", strerror(-ret));
+        goto out;
+    }
+    *session = st.session;
+    memcpy(peer_platform, st.peer_platform_id, 32);
+    ret = 0;
+out:
+    free(a.data);
+    free(b.data);
+    return ret;
+}
+
+/* The hand-over of one checkpoint through an attested session. The journal
+ * says "handover" before this runs. *outcome: SPM_ME_PEER_OUTCOME_*. */
+static int handover(struct spm_tls_conn *c, uint64_t session,
+                    const struct spm_me_checkpoint_ref *ref, bool resolve, uint32_t *outcome,
+                    char *why, size_t why_size)
+{
+    struct me_buf a = {0}, b = {0};
+    int ret = me_alloc(&a);
+    if (ret == 0)
+        ret = me_alloc(&b);
+    if (ret < 0)
+        goto out;
+    struct spm_me_peer_checkpoint req = {.session = session, .ref = *ref};
+    ret = me_send(resolve ? SPM_ME_MSG_PEER_RESOLVE : SPM_ME_MSG_PEER_HANDOVER, &req, sizeof(req),
+                  &a);
+    if (ret == 0)
+        ret = me_error_status(&a);
+    if (ret < 0) {
+        fmt_text(why, why_size, "the local Migration Enclave refused the %s: %s",
+                 resolve ? "resolution" : "hand-over", strerror(-ret));
+        goto out;
+    }
+    struct spm_me_peer_status st;
+    if (me_type(&a) == SPM_ME_MSG_PEER_STATUS) { /* settled without asking the peer */
+        ret = me_peer_status(&a, &st);
+        *outcome = st.outcome;
+        goto out;
+    }
+    if (!resolve)
+        fault_crash("src-crash-after-leaving");
+    if (fault("link-cut-handover") && !resolve) {
+        (void)!spm_tls_send(c, SPMD_WIRE_ME, a.data, a.size, PEER_TIMEOUT_MS);
+        shutdown(spm_tls_fd(c), SHUT_RDWR);
+        ret = -ECONNRESET;
+        fmt_text(why, why_size, "injected fault: link cut after the key was sent");
+        goto out;
+    }
+    if ((ret = peer_round_trip(c, &a, &b, why, why_size)) < 0)
+        goto out;
+    if (!resolve)
+        fault_crash("src-crash-after-transfer");
+    if ((ret = me_error_status(&b)) < 0) {
+        fmt_text(why, why_size, "the destination's Migration Enclave refused the %s: %s",
+                 resolve ? "resolution" : "key", strerror(-ret));
+        goto out;
+    }
+    if ((ret = me_raw(b.data, b.size, &a)) < 0 || (ret = me_peer_status(&a, &st)) < 0) {
+        fmt_text(why, why_size, "the hand-over did not complete: %s", strerror(-ret));
+        goto out;
+    }
+    *outcome = st.outcome;
+    ret = 0;
+out:
+    free(a.data);
+    free(b.data);
+    return ret;
+}
+
+/* ---- Admin output ---- */
+
+struct admin {
+    int fd; /* -1: nobody listens (recovery at start) */
+};
+
+static void emit(struct admin *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void emit(struct admin *a, const char *fmt, ...)
+{
+    char line[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n > sizeof(line) - 2)
+        n = sizeof(line) - 2;
+    line[n++] = '\n';
+    if (a->fd < 0)
+        return;
+    /* The operator's client may have gone: the migration goes on. */
+    if (send(a->fd, line, (size_t)n, MSG_NOSIGNAL) < 0)
+        a->fd = -1;
+}
+
+/* ---- Connecting to a peer ---- */
+
+static int parse_host_port(const char *text, char *host, size_t host_size, uint16_t *port)
+{
+    const char *colon = strrchr(text, ':');
+    size_t len = colon ? (size_t)(colon - text) : strlen(text);
+    if (!len || len >= host_size)
+        return -EINVAL;
+    memcpy(host, text, len);
+    host[len] = 0;
+    *port = SPMD_WIRE_PORT;
+    if (colon) {
+        char *end;
+        long v = strtol(colon + 1, &end, 10);
+        if (*end || v <= 0 || v > 65535)
+            return -EINVAL;
+        *port = (uint16_t)v;
+    }
+    return 0;
+}
+
+static int peer_connect(const char *peer, uint32_t flags, const struct journal *j,
+                        struct spm_tls_conn **out, char *why, size_t why_size)
+{
+    char host[64];
+    uint16_t port;
+    if (parse_host_port(peer, host, sizeof(host), &port) < 0) {
+        fmt_text(why, why_size, "'%s' is not HOST[:PORT]", peer);
+        return -EINVAL;
+    }
+    struct spm_tls_conn *c = NULL;
+    int ret = spm_tls_connect(g_mig.tls, host, port, CONNECT_TIMEOUT, &c);
+    if (ret < 0) {
+        fmt_text(why, why_size, "cannot reach spmd at %s:%u: %s%s", host, port, strerror(-ret),
+                 ret == -EKEYREJECTED ? " (its host certificate is not from our cluster CA or "
+                                        "not for that address)"
+                                      : "");
+        return ret;
+    }
+    struct spmd_wire_hello hello = {.version = SPMD_WIRE_VERSION,
+                                    .flags = flags,
+                                    .pid = (uint32_t)j->pid,
+                                    .mode = (uint32_t)j->mode};
+    memcpy(hello.migration_id, j->id, 16);
+    fmt_text(hello.source, sizeof(hello.source), "%s", g_mig.listen_text);
+    fmt_text(hello.name, sizeof(hello.name), "%s", g_mig.name);
+    ret = spm_tls_send(c, SPMD_WIRE_HELLO, &hello, sizeof(hello), PEER_TIMEOUT_MS);
+    struct spmd_wire_hello reply;
+    if (ret == 0)
+        ret = recv_expect(c, SPMD_WIRE_HELLO, &reply, sizeof(reply), NULL, PEER_TIMEOUT_MS, why,
+                          why_size);
+    else
+        fmt_text(why, why_size, "cannot send to %s: %s", peer, strerror(-ret));
+    if (ret == 0 && reply.version != SPMD_WIRE_VERSION) {
+        fmt_text(why, why_size, "%s speaks wire version %u, we speak %u", peer, reply.version,
+                 SPMD_WIRE_VERSION);
+        ret = -EPROTO;
+    }
+    if (ret < 0) {
+        spm_tls_close(c);
+        return ret;
+    }
+    *out = c;
+    return 0;
+}
+
+/* ---- Source: sending the images ---- */
+
+struct transfer {
+    uint64_t bytes, total;
+    uint64_t start_us, last_report_us;
+    unsigned files;
+};
+
+static int send_file(struct spm_tls_conn *c, const char *dir, const char *name, struct transfer *t,
+                     struct admin *a, uint8_t *chunk)
+{
+    char path[PATH_MAX];
+    fmt_text(path, sizeof(path), "%s/%s", dir, name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        close(fd);
+        return -errno;
+    }
+    size_t name_size = strlen(name);
+    uint8_t begin[sizeof(struct spmd_wire_file) + SPMD_WIRE_NAME_MAX];
+    struct spmd_wire_file f = {.size = (uint64_t)st.st_size,
+                               .mode = (uint32_t)(st.st_mode & 0777),
+                               .name_size = (uint16_t)name_size};
+    memcpy(begin, &f, sizeof(f));
+    memcpy(begin + sizeof(f), name, name_size);
+    int ret = spm_tls_send(c, SPMD_WIRE_FILE_BEGIN, begin, sizeof(f) + name_size, PEER_TIMEOUT_MS);
+    struct spm_sha256 hash;
+    spm_sha256_init(&hash);
+    uint64_t left = (uint64_t)st.st_size;
+    while (ret == 0 && left) {
+        size_t want = left < SPMD_WIRE_DATA_CHUNK ? (size_t)left : SPMD_WIRE_DATA_CHUNK;
+        ssize_t got = read(fd, chunk, want);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0) {
+            ret = got < 0 ? -errno : -EIO;
+            break;
+        }
+        spm_sha256_update(&hash, chunk, (size_t)got);
+        ret = spm_tls_send(c, SPMD_WIRE_FILE_DATA, chunk, (size_t)got, PEER_TIMEOUT_MS);
+        left -= (uint64_t)got;
+        t->bytes += (uint64_t)got;
+        if (fault("link-cut-transfer") && t->bytes * 2 >= t->total && t->total) {
+            shutdown(spm_tls_fd(c), SHUT_RDWR);
+            ret = -ECONNRESET;
+        }
+        uint64_t now = now_us();
+        if (now - t->last_report_us > 100000) {
+            t->last_report_us = now;
+            double secs = (double)(now - t->start_us) / 1e6;
+            emit(a, "progress phase=transfer bytes=%" PRIu64 " total=%" PRIu64 " rate_mbps=%.1f",
+                 t->bytes, t->total, secs > 0 ? (double)t->bytes / 1e6 / secs : 0.0);
+        }
+    }
+    close(fd);
+    if (ret == 0) {
+        struct spmd_wire_file_end end;
+        spm_sha256_final(&hash, end.sha256);
+        ret = spm_tls_send(c, SPMD_WIRE_FILE_END, &end, sizeof(end), PEER_TIMEOUT_MS);
+    }
+    t->files++;
+    return ret;
+}
+
+static bool image_name_ok(const char *name)
+{
+    size_t len = strlen(name);
+    if (!len || len > SPMD_WIRE_NAME_MAX || name[0] == '.')
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)name[i];
+        if (ch <= 0x20 || ch >= 0x7f || ch == '/')
+            return false;
+    }
+    return true;
+}
+
+static int send_images(struct spm_tls_conn *c, const char *dir, struct transfer *t, struct admin *a,
+                       char *why, size_t why_size)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        fmt_text(why, why_size, "cannot read the images in %s: %s", dir, strerror(errno));
+        return -errno;
+    }
+    struct dirent *e;
+    t->total = 0;
+    while ((e = readdir(d))) {
+        struct stat st;
+        char path[PATH_MAX];
+        fmt_text(path, sizeof(path), "%s/%s", dir, e->d_name);
+        if (image_name_ok(e->d_name) && stat(path, &st) == 0 && S_ISREG(st.st_mode))
+            t->total += (uint64_t)st.st_size;
+    }
+    rewinddir(d);
+    uint8_t *chunk = malloc(SPMD_WIRE_DATA_CHUNK);
+    int ret = chunk ? 0 : -ENOMEM;
+    t->start_us = t->last_report_us = now_us();
+    while (ret == 0 && (e = readdir(d))) {
+        struct stat st;
+        char path[PATH_MAX];
+        fmt_text(path, sizeof(path), "%s/%s", dir, e->d_name);
+        if (!image_name_ok(e->d_name) || stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+            continue;
+        ret = send_file(c, dir, e->d_name, t, a, chunk);
+        if (ret < 0)
+            fmt_text(why, why_size, "sending %s to %s failed: %s", e->d_name, spm_tls_peer_name(c),
+                     strerror(-ret));
+    }
+    closedir(d);
+    free(chunk);
+    if (ret < 0)
+        return ret;
+    struct spmd_wire_images_done done = {.files = t->files, .bytes = t->bytes};
+    ret = spm_tls_send(c, SPMD_WIRE_IMAGES_DONE, &done, sizeof(done), PEER_TIMEOUT_MS);
+    if (ret == 0)
+        ret = recv_expect(c, SPMD_WIRE_OK, NULL, 0, NULL, PEER_TIMEOUT_MS * 4, why, why_size);
+    else
+        fmt_text(why, why_size, "cannot send to %s: %s", spm_tls_peer_name(c), strerror(-ret));
+    return ret;
+}
+
+/* ---- Source: the dump ---- */
+
+static int criu_dump(const struct journal *j, const char *images, uint64_t *usec, char *why,
+                     size_t why_size)
+{
+    char pid_text[16], log_path[PATH_MAX];
+    fmt_text(pid_text, sizeof(pid_text), "%d", j->pid);
+    fmt_text(log_path, sizeof(log_path), "%s/dump.out", images);
+    char *argv[24];
+    int n = 0;
+    argv[n++] = (char *)criu_binary();
+    argv[n++] = "dump";
+    argv[n++] = "-t";
+    argv[n++] = pid_text;
+    argv[n++] = "-D";
+    argv[n++] = (char *)images;
+    argv[n++] = "-o";
+    argv[n++] = "dump.log";
+    argv[n++] = "--tcp-established";
+    argv[n++] = "--network-lock";
+    argv[n++] = "nftables";
+    argv[n++] = "--timeout";
+    argv[n++] = CRIU_TIMEOUT_TEXT;
+    if (plugin_dir()) {
+        argv[n++] = "--libdir";
+        argv[n++] = (char *)plugin_dir();
+    }
+    argv[n] = NULL;
+    int status = 0;
+    int ret = run(argv, NULL, log_path, &status, usec);
+    if (ret < 0) {
+        fmt_text(why, why_size, "cannot run %s: %s", criu_binary(), strerror(-ret));
+        return ret;
+    }
+    if (status != 0) {
+        fmt_text(why, why_size,
+                 "criu dump of pid %d failed (exit %d; see %s/dump.log); the process runs on "
+                 "here",
+                 j->pid, status, images);
+        return -ECANCELED;
+    }
+    return 0;
+}
+
+/* The export records the plugin left: refs and enclave bytes. */
+static int read_export(const char *images, int pid, char *refs, size_t refs_size,
+                       uint64_t *enclave_bytes, uint64_t *export_us)
+{
+    char path[PATH_MAX];
+    fmt_text(path, sizeof(path),
+             "%s/" SPM_CONTROL_EXPORT_FILE_PREFIX "%d" SPM_CONTROL_EXPORT_FILE_SUFFIX, images, pid);
+    uint8_t *data = NULL;
+    size_t size = 0;
+    int ret = spm_read_file(path, SPM_CONTROL_MAX_LINE * 2, &data, &size);
+    if (ret < 0)
+        return ret;
+    char *text = calloc(1, size + 1);
+    if (!text) {
+        free(data);
+        return -ENOMEM;
+    }
+    memcpy(text, data, size);
+    free(data);
+    char *line = strstr(text, "ok ");
+    if (!line) {
+        free(text);
+        return -EBADMSG;
+    }
+    line[strcspn(line, "\n")] = 0;
+    unsigned long long v = 0;
+    *enclave_bytes = spm_control_reply_u64(line, "bytes", &v) == 0 ? v : 0;
+    *export_us = spm_control_reply_u64(line, "export_us", &v) == 0 ? v : 0;
+    ret = spm_control_reply_value(line, "refs", refs, refs_size);
+    free(text);
+    return ret;
+}
+
+static __attribute__((unused)) uint64_t dir_bytes(const char *dir)
+{
+    uint64_t total = 0;
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        struct stat st;
+        char path[PATH_MAX];
+        fmt_text(path, sizeof(path), "%s/%s", dir, e->d_name);
+        if (e->d_name[0] != '.' && stat(path, &st) == 0 && S_ISREG(st.st_mode))
+            total += (uint64_t)st.st_size;
+    }
+    closedir(d);
+    return total;
+}
+
+static void remove_tree(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char path[PATH_MAX];
+        fmt_text(path, sizeof(path), "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
+            remove_tree(path);
+        else
+            unlink(path);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+static int copy_tree(const char *from, const char *to)
+{
+    int ret = spm_mkdir_p(to, 0700);
+    if (ret < 0)
+        return ret;
+    char *argv[] = {"cp", "-a", "--", (char *)from, (char *)to, NULL};
+    int status = 0;
+    ret = run(argv, NULL, NULL, &status, NULL);
+    return ret < 0 ? ret : status ? -EIO : 0;
+}
+
+/* ---- Source: putting the process back here ---- */
+
+/* The migration is off and the key never left: the process runs here
+ * again, from its images or (when it is still alive, e.g. the dump itself
+ * failed or was interrupted) by re-importing in place. */
+static int restore_in_place(struct journal *j, struct admin *a, char *why, size_t why_size)
+{
+    char images[PATH_MAX], reply[SPM_CONTROL_MAX_LINE];
+    int ret = migration_dir(j->id, IMAGES_DIR, images, sizeof(images));
+    if (ret < 0)
+        return ret;
+    if (process_alive(j->pid) && process_state(j->pid) != 'T') {
+        char path[PATH_MAX];
+        if (spm_control_path_for_pid(j->pid, path, sizeof(path)) == 0 &&
+            spm_control_request(path, "resume", reply, sizeof(reply), STATUS_WAIT_MS) == 0 &&
+            process_status(j->pid, reply, sizeof(reply), STATUS_WAIT_MS) == 0 &&
+            reply_live(reply)) {
+            emit(a, "progress phase=rollback detail=resumed-in-place");
+            return 0;
+        }
+        fmt_text(why, why_size, "pid %d is alive here but does not run its enclave: %s", j->pid,
+                 reply);
+        return -EIO;
+    }
+    if (j->ip[0])
+        (void)service_ip_add(j->ip);
+    uint64_t us = 0;
+    emit(a, "progress phase=rollback detail=restoring-here");
+    ret = criu_restore(images, false, &us);
+    if (ret < 0) {
+        fmt_text(why, why_size, "restoring pid %d here from %s failed (see restore.log there)",
+                 j->pid, images);
+        return ret;
+    }
+    if (process_status(j->pid, reply, sizeof(reply), STATUS_WAIT_MS) < 0 || !reply_live(reply)) {
+        fmt_text(why, why_size, "pid %d was restored here but its enclave did not import: %s",
+                 j->pid, reply);
+        return -EIO;
+    }
+    return 0;
+}
+
+static void send_discard(struct journal *j)
+{
+    struct spm_tls_conn *c = NULL;
+    char why[256];
+    if (peer_connect(j->peer, SPMD_HELLO_RESUME, j, &c, why, sizeof(why)) < 0) {
+        spm_info("spmd: cannot tell %s to discard migration: %s", j->peer, why);
+        return;
+    }
+    if (spm_tls_send(c, SPMD_WIRE_DISCARD, NULL, 0, PEER_TIMEOUT_MS) == 0)
+        (void)recv_expect(c, SPMD_WIRE_OK, NULL, 0, NULL, PEER_TIMEOUT_MS, why, sizeof(why));
+    spm_tls_close(c);
+}
+
+/* Rolls back a migration whose key never left: the destination drops its
+ * copy first (on a shared machine its stopped copy holds the pid), then the
+ * process runs here again. */
+static int roll_back(struct journal *j, struct admin *a, char *why, size_t why_size)
+{
+    send_discard(j);
+    if (process_alive(j->pid) && process_state(j->pid) == 'T') {
+        /* The destination's stopped copy is still there (unreachable peer
+         * on a shared machine): restoring would collide with it. */
+        fmt_text(why, why_size,
+                 "the destination's stopped copy of pid %d still exists and %s cannot be told "
+                 "to discard it; run 'spm recover' again when it is reachable",
+                 j->pid, j->peer);
+        return -EAGAIN;
+    }
+    int ret = restore_in_place(j, a, why, why_size);
+    if (ret == 0) {
+        (void)journal_phase(j, "kept");
+        char images[PATH_MAX];
+        if (migration_dir(j->id, IMAGES_DIR, images, sizeof(images)) == 0)
+            remove_tree(images);
+    }
+    return ret;
+}
+
+/* ---- Source: GO and settling ---- */
+
+static int send_go(struct spm_tls_conn *c, struct spmd_wire_running *running, char *why,
+                   size_t why_size)
+{
+    int ret = spm_tls_send(c, SPMD_WIRE_GO, NULL, 0, PEER_TIMEOUT_MS);
+    if (ret < 0) {
+        fmt_text(why, why_size, "cannot send GO: %s", strerror(-ret));
+        return ret;
+    }
+    return recv_expect(c, SPMD_WIRE_RUNNING, running, sizeof(*running), NULL,
+                       STATUS_WAIT_MS + PEER_TIMEOUT_MS, why, why_size);
+}
+
+static int parse_refs(const char *text, struct spm_me_checkpoint_ref *refs, size_t capacity,
+                      size_t *count)
+{
+    return spm_control_parse_refs(text, refs, capacity, count);
+}
+
+/* Settles a migration interrupted at or after "handover": the MEs decide
+ * (RESOLVE), then the destination runs (GO) or the source rolls back. */
+static int settle(struct journal *j, struct admin *a, char *why, size_t why_size)
+{
+    struct spm_me_checkpoint_ref refs[4];
+    size_t count = 0;
+    int ret = parse_refs(j->refs, refs, 4, &count);
+    if (ret < 0 || count != 1) {
+        fmt_text(why, why_size, "the journal's checkpoint reference is unusable");
+        return ret < 0 ? ret : -EBADMSG;
+    }
+    struct spm_tls_conn *c = NULL;
+    if ((ret = peer_connect(j->peer, SPMD_HELLO_RESUME, j, &c, why, why_size)) < 0)
+        return ret;
+    uint32_t outcome = 0;
+    if (strcmp(j->phase, "handover") == 0) {
+        uint64_t session = 0;
+        uint8_t platform[32];
+        emit(a, "progress phase=resolve");
+        ret = attest(c, &session, platform, why, why_size);
+        if (ret == 0)
+            ret = handover(c, session, &refs[0], true, &outcome, why, why_size);
+        if (ret < 0)
+            goto out;
+        if (outcome == SPM_ME_PEER_OUTCOME_KEPT) {
+            emit(a, "progress phase=resolve outcome=kept");
+            spm_tls_close(c);
+            c = NULL;
+            return roll_back(j, a, why, why_size);
+        }
+        if (outcome != SPM_ME_PEER_OUTCOME_HANDED_OVER) {
+            ret = -EPROTO;
+            fmt_text(why, why_size, "the resolution ended with outcome %u", outcome);
+            goto out;
+        }
+        emit(a, "progress phase=resolve outcome=handed-over");
+        if ((ret = journal_phase(j, "handed-over")) < 0)
+            goto out;
+    }
+    struct spmd_wire_running running;
+    emit(a, "progress phase=resume");
+    if ((ret = send_go(c, &running, why, why_size)) < 0)
+        goto out;
+    (void)journal_phase(j, "done");
+    char images[PATH_MAX];
+    if (migration_dir(j->id, IMAGES_DIR, images, sizeof(images)) == 0)
+        remove_tree(images);
+out:
+    if (c)
+        spm_tls_close(c);
+    return ret;
+}
+
+/* ---- Source: one migration, start to end ---- */
+
+struct migrate_request {
+    int pid;
+    int mode;
+    char to[64];
+    char ip[64];
+    char keep[PATH_MAX];
+};
+
+static int mode_check(int mode, char *why, size_t why_size)
+{
+    if (mode == SPMD_MODE_PRE) {
+        char *argv[] = {(char *)criu_binary(), "check", "--feature", "mem_dirty_track", NULL};
+        int status = 0;
+        int ret = run(argv, NULL, NULL, &status, NULL);
+        if (ret < 0 || status != 0) {
+            fmt_text(why, why_size,
+                     "pre-copy is unavailable on this host: the kernel has no soft-dirty memory "
+                     "tracking (CONFIG_MEM_SOFT_DIRTY), so 'criu check --feature "
+                     "mem_dirty_track' fails and CRIU cannot pre-dump; use --mode stop "
+                     "(default) or --mode post");
+            return -EOPNOTSUPP;
+        }
+        fmt_text(why, why_size,
+                 "pre-copy of enclave processes is not supported yet: on the simulated "
+                 "platform ELRANGE is ordinary memory a pre-dump would copy in the clear; use "
+                 "--mode stop (default) or --mode post");
+        return -EOPNOTSUPP;
+    }
+    return 0;
+}
+
+static void run_migration(struct admin *a, const struct migrate_request *req)
+{
+    char why[512] = "";
+    struct journal j = {.role = ROLE_SOURCE, .pid = req->pid, .mode = req->mode};
+    fmt_text(j.peer, sizeof(j.peer), "%s", req->to);
+    fmt_text(j.ip, sizeof(j.ip), "%s", req->ip);
+    char dir[PATH_MAX], images[PATH_MAX];
+    struct spm_tls_conn *c = NULL;
+    uint64_t t0 = now_us(), t_freeze = 0, dump_us = 0, transfer_us = 0, restore_us = 0,
+             handover_us = 0, resume_us = 0, enclave_bytes = 0, export_us = 0, criu_bytes = 0;
+    int ret;
+
+    if ((ret = mode_check(req->mode, why, sizeof(why))) < 0)
+        goto fail_early;
+    if (!process_alive(req->pid)) {
+        ret = -ESRCH;
+        fmt_text(why, sizeof(why), "no process %d on this host", req->pid);
+        goto fail_early;
+    }
+    if (!spm_random(j.id, sizeof(j.id))) {
+        ret = -EIO;
+        fmt_text(why, sizeof(why), "no randomness for a migration id");
+        goto fail_early;
+    }
+    if ((ret = migration_dir(j.id, NULL, dir, sizeof(dir))) < 0 ||
+        (ret = migration_dir(j.id, IMAGES_DIR, images, sizeof(images))) < 0 ||
+        (ret = spm_mkdir_p(images, 0700)) < 0) {
+        fmt_text(why, sizeof(why), "cannot create a migration directory under %s",
+                 g_mig.migrations_dir);
+        goto fail_early;
+    }
+    active_set(j.id, true);
+    char hex[33];
+    id_hex(j.id, hex);
+    emit(a, "progress phase=connect id=%s to=%s", hex, req->to);
+    if ((ret = peer_connect(req->to, SPMD_HELLO_MIGRATE, &j, &c, why, sizeof(why))) < 0)
+        goto fail_clean;
+    emit(a, "progress phase=attest peer=%s", spm_tls_peer_name(c));
+    uint64_t session = 0;
+    uint8_t peer_platform[32];
+    if ((ret = attest(c, &session, peer_platform, why, sizeof(why))) < 0)
+        goto fail_clean;
+    char platform_hex[65];
+    spm_hex(peer_platform, 32, platform_hex);
+    emit(a, "progress phase=attested peer_platform=%.16s", platform_hex);
+    if ((ret = journal_phase(&j, "dumping")) < 0) {
+        fmt_text(why, sizeof(why), "cannot write the migration journal");
+        goto fail_clean;
+    }
+
+    /* Downtime starts here: the export closes the enclave's gate. */
+    emit(a, "progress phase=dump");
+    t_freeze = now_us();
+    if ((ret = criu_dump(&j, images, &dump_us, why, sizeof(why))) < 0)
+        goto fail_discard;
+    if ((ret = read_export(images, j.pid, j.refs, sizeof(j.refs), &enclave_bytes, &export_us)) <
+        0) {
+        fmt_text(why, sizeof(why),
+                 "pid %d was dumped but left no enclave export record: it is not an SPM "
+                 "process (use plain CRIU for it); restoring it here",
+                 j.pid);
+        goto fail_rollback;
+    }
+    struct spm_me_checkpoint_ref refs[4];
+    size_t ref_count = 0;
+    if (parse_refs(j.refs, refs, 4, &ref_count) < 0 || ref_count != 1) {
+        ret = -EOPNOTSUPP;
+        fmt_text(why, sizeof(why),
+                 "pid %d exported %zu enclave checkpoints; migrating exactly one is "
+                 "supported; restoring it here",
+                 j.pid, ref_count);
+        goto fail_rollback;
+    }
+    if ((ret = journal_phase(&j, "dumped")) < 0)
+        goto fail_rollback;
+    if (j.ip[0])
+        (void)service_ip_del(j.ip);
+    emit(a, "progress phase=dumped enclave_bytes=%" PRIu64 " dump_ms=%.1f", enclave_bytes,
+         dump_us / 1000.0);
+    if (req->keep[0])
+        (void)copy_tree(images, req->keep);
+
+    struct transfer t = {0};
+    uint64_t ts = now_us();
+    if ((ret = send_images(c, images, &t, a, why, sizeof(why))) < 0)
+        goto fail_rollback;
+    transfer_us = now_us() - ts;
+    criu_bytes = t.bytes;
+    emit(a, "progress phase=transfer bytes=%" PRIu64 " total=%" PRIu64 " rate_mbps=%.1f", t.bytes,
+         t.total, transfer_us ? (double)t.bytes / (double)transfer_us : 0.0);
+    if ((ret = journal_phase(&j, "sent")) < 0)
+        goto fail_rollback;
+
+    emit(a, "progress phase=restore");
+    struct spmd_wire_restore rs = {0};
+    fmt_text(rs.service_ip, sizeof(rs.service_ip), "%s", j.ip);
+    struct spmd_wire_restored restored;
+    ret = spm_tls_send(c, SPMD_WIRE_RESTORE, &rs, sizeof(rs), PEER_TIMEOUT_MS);
+    if (ret == 0)
+        ret = recv_expect(c, SPMD_WIRE_RESTORED, &restored, sizeof(restored), NULL,
+                          PEER_TIMEOUT_MS * 4, why, sizeof(why));
+    else
+        fmt_text(why, sizeof(why), "cannot send to %s: %s", req->to, strerror(-ret));
+    if (ret < 0)
+        goto fail_rollback;
+    restore_us = restored.restore_us;
+    if ((ret = journal_phase(&j, "handover")) < 0)
+        goto fail_rollback;
+
+    emit(a, "progress phase=handover");
+    uint32_t outcome = 0;
+    uint64_t th = now_us();
+    ret = handover(c, session, &refs[0], false, &outcome, why, sizeof(why));
+    handover_us = now_us() - th;
+    if (ret < 0 || outcome != SPM_ME_PEER_OUTCOME_HANDED_OVER) {
+        char first[512];
+        fmt_text(first, sizeof(first), "%s", why[0] ? why : "hand-over incomplete");
+        spm_tls_close(c);
+        c = NULL;
+        emit(a, "progress phase=resolve reason=\"%s\"", first);
+        ret = settle(&j, a, why, sizeof(why));
+        if (ret == 0 && strcmp(j.phase, "kept") == 0) {
+            ret = -ECANCELED;
+            fmt_text(why, sizeof(why), "%s; the key stayed here and pid %d runs here again", first,
+                     j.pid);
+        } else if (ret < 0) {
+            char second[512];
+            fmt_text(second, sizeof(second), "%s", why);
+            fmt_text(why, sizeof(why),
+                     "%s; then: %s. The hand-over is in doubt: nothing runs until 'spm "
+                     "recover' settles it",
+                     first, second);
+        }
+        if (ret < 0)
+            goto fail_noclean;
+        goto report;
+    }
+    if ((ret = journal_phase(&j, "handed-over")) < 0)
+        goto fail_noclean;
+    emit(a, "progress phase=resume");
+    fault_crash("src-crash-before-go");
+    struct spmd_wire_running running = {0};
+    uint64_t tr = now_us();
+    ret = send_go(c, &running, why, sizeof(why));
+    resume_us = now_us() - tr;
+    if (ret < 0) {
+        fmt_text(why + strlen(why), sizeof(why) - strlen(why),
+                 "; the key is at the destination: 'spm recover' resumes it there");
+        goto fail_noclean;
+    }
+    (void)journal_phase(&j, "done");
+    remove_tree(images);
+
+report:;
+    uint64_t t_end = now_us();
+    emit(a,
+         "report ok=1 id=%s pid=%d to=%s mode=%s total_ms=%.1f downtime_ms=%.1f "
+         "enclave_bytes=%" PRIu64 " criu_bytes=%" PRIu64 " export_ms=%.1f dump_ms=%.1f "
+         "transfer_ms=%.1f restore_ms=%.1f handover_ms=%.1f resume_ms=%.1f",
+         hex, j.pid, req->to, req->mode == SPMD_MODE_POST ? "post" : "stop", (t_end - t0) / 1000.0,
+         (t_end - t_freeze) / 1000.0, enclave_bytes, criu_bytes, export_us / 1000.0,
+         dump_us / 1000.0, transfer_us / 1000.0, restore_us / 1000.0, handover_us / 1000.0,
+         resume_us / 1000.0);
+    if (c)
+        spm_tls_close(c);
+    active_set(j.id, false);
+    return;
+
+fail_rollback : {
+    char first[512];
+    fmt_text(first, sizeof(first), "%s", why);
+    if (c) {
+        spm_tls_close(c);
+        c = NULL;
+    }
+    char second[512] = "";
+    int r = roll_back(&j, a, second, sizeof(second));
+    if (r == 0)
+        fmt_text(why, sizeof(why), "%s; the migration was rolled back and pid %d runs here again",
+                 first, j.pid);
+    else
+        fmt_text(why, sizeof(why), "%s; rolling back failed too: %s", first, second);
+    goto fail_noclean;
+}
+fail_discard:
+    (void)journal_phase(&j, "failed");
+    if (c && spm_tls_send(c, SPMD_WIRE_DISCARD, NULL, 0, PEER_TIMEOUT_MS) == 0) {
+        char ignored[64];
+        (void)recv_expect(c, SPMD_WIRE_OK, NULL, 0, NULL, PEER_TIMEOUT_MS, ignored,
+                          sizeof(ignored));
+    }
+    /* The process may be frozen and exported if CRIU died mid-dump. */
+    if (process_alive(j.pid)) {
+        char ignored[256];
+        (void)restore_in_place(&j, a, ignored, sizeof(ignored));
+    }
+    goto fail_noclean;
+fail_clean:
+    remove_tree(dir);
+fail_noclean:
+    if (c)
+        spm_tls_close(c);
+    active_set(j.id, false);
+fail_early:
+    emit(a, "error status=%d msg=%s", ret, why[0] ? why : strerror(-ret));
+}
+
+/* ---- Recovery ---- */
+
+static int recover_source(struct journal *j, struct admin *a, char *why, size_t why_size)
+{
+    if (strcmp(j->phase, "handover") == 0 || strcmp(j->phase, "handed-over") == 0)
+        return settle(j, a, why, why_size);
+    /* The key never left: put the process back here. */
+    if (strcmp(j->phase, "dumping") == 0 && process_alive(j->pid)) {
+        int ret = restore_in_place(j, a, why, why_size);
+        if (ret == 0)
+            (void)journal_phase(j, "kept");
+        return ret;
+    }
+    return roll_back(j, a, why, why_size);
+}
+
+static int dest_resume(struct journal *j, struct spmd_wire_running *running, char *why,
+                       size_t why_size);
+static void dest_discard(struct journal *j);
+
+static int recover_dest(struct journal *j, struct admin *a, char *why, size_t why_size)
+{
+    struct spm_tls_conn *c = NULL;
+    int ret = peer_connect(j->peer, SPMD_HELLO_RESUME, j, &c, why, why_size);
+    if (ret < 0)
+        return ret;
+    struct spmd_wire_state q = {0};
+    memcpy(q.migration_id, j->id, 16);
+    struct spmd_wire_state st;
+    ret = spm_tls_send(c, SPMD_WIRE_QUERY, &q, sizeof(q), PEER_TIMEOUT_MS);
+    if (ret == 0)
+        ret =
+            recv_expect(c, SPMD_WIRE_STATE, &st, sizeof(st), NULL, PEER_TIMEOUT_MS, why, why_size);
+    spm_tls_close(c);
+    if (ret < 0)
+        return ret;
+    if (st.outcome == SPMD_OUTCOME_HANDED_OVER) {
+        struct spmd_wire_running running;
+        emit(a, "progress phase=resume");
+        return dest_resume(j, &running, why, why_size);
+    }
+    if (st.outcome == SPMD_OUTCOME_KEPT) {
+        dest_discard(j);
+        return 0;
+    }
+    fmt_text(why, why_size,
+             "the source has not settled this migration yet; run 'spm recover' "
+             "on the source host");
+    return -EAGAIN;
+}
+
+static void run_recover(struct admin *a)
+{
+    DIR *d = opendir(g_mig.migrations_dir);
+    unsigned settled = 0, pending = 0;
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            struct journal j;
+            if (e->d_name[0] == '.' || journal_read(e->d_name, &j) < 0 || journal_final(&j))
+                continue;
+            if (active_has(j.id))
+                continue;
+            char why[512] = "";
+            emit(a, "progress phase=recover id=%s role=%s journal=%s pid=%d peer=%s", e->d_name,
+                 j.role == ROLE_SOURCE ? "source" : "destination", j.phase, j.pid, j.peer);
+            int ret = j.role == ROLE_SOURCE ? recover_source(&j, a, why, sizeof(why))
+                                            : recover_dest(&j, a, why, sizeof(why));
+            if (ret == 0) {
+                settled++;
+                emit(a, "recovered id=%s outcome=%s pid=%d", e->d_name, j.phase, j.pid);
+            } else {
+                pending++;
+                emit(a, "pending id=%s status=%d msg=%s", e->d_name, ret, why);
+            }
+        }
+        closedir(d);
+    }
+    emit(a, "report ok=%d settled=%u pending=%u", pending == 0, settled, pending);
+}
+
+/* ---- Destination ---- */
+
+struct incoming {
+    struct journal j;
+    char images[PATH_MAX];
+    int fd; /* the file being received */
+    uint64_t size, got;
+    struct spm_sha256 hash;
+    unsigned files;
+    uint64_t bytes;
+    unsigned sealed_seen;
+};
+
+static void dest_discard(struct journal *j)
+{
+    if (process_alive(j->pid) && process_state(j->pid) == 'T') {
+        kill(j->pid, SIGKILL);
+        wait_gone(j->pid, 5000);
+    }
+    if (j->ip[0])
+        (void)service_ip_del(j->ip);
+    char images[PATH_MAX];
+    if (migration_dir(j->id, IMAGES_DIR, images, sizeof(images)) == 0)
+        remove_tree(images);
+    (void)journal_phase(j, "discarded");
+}
+
+/* The key is here now: let the stopped process import it, or restore it
+ * again from the images when it is gone (e.g. this host restarted). */
+static int dest_resume(struct journal *j, struct spmd_wire_running *running, char *why,
+                       size_t why_size)
+{
+    char reply[SPM_CONTROL_MAX_LINE] = "";
+    uint64_t start = now_us();
+    memset(running, 0, sizeof(*running));
+    running->pid = (uint32_t)j->pid;
+    if (!process_alive(j->pid)) {
+        char images[PATH_MAX];
+        int ret = migration_dir(j->id, IMAGES_DIR, images, sizeof(images));
+        if (ret == 0 && j->ip[0])
+            (void)service_ip_add(j->ip);
+        if (ret == 0)
+            ret = criu_restore(images, true, NULL);
+        if (ret < 0) {
+            fmt_text(why, why_size, "pid %d is gone here and restoring it again failed", j->pid);
+            return ret;
+        }
+    }
+    kill(j->pid, SIGCONT);
+    int ret = process_status(j->pid, reply, sizeof(reply), STATUS_WAIT_MS);
+    if (ret < 0 || !reply_live(reply)) {
+        fmt_text(why, why_size, "pid %d did not import its enclave here: %s", j->pid,
+                 ret < 0 ? strerror(-ret) : reply);
+        return ret < 0 ? ret : -EIO;
+    }
+    unsigned long long import_us = 0;
+    if (spm_control_reply_u64(reply, "import_us", &import_us) < 0)
+        import_us = 0;
+    running->import_us = import_us;
+    running->resume_us = now_us() - start;
+    (void)journal_phase(j, "running");
+    char images[PATH_MAX];
+    if (migration_dir(j->id, IMAGES_DIR, images, sizeof(images)) == 0)
+        remove_tree(images);
+    return 0;
+}
+
+static bool me_type_from_peer(const uint8_t *msg, size_t size)
+{
+    struct spm_me_message_header h;
+    if (size < sizeof(h))
+        return false;
+    memcpy(&h, msg, sizeof(h));
+    return h.type == SPM_ME_MSG_PEER_OFFER || h.type == SPM_ME_MSG_PEER_CONFIRM ||
+           h.type == SPM_ME_MSG_PEER_SEALED;
+}
+
+static int dest_file_begin(struct incoming *in, const uint8_t *body, size_t size, char *why,
+                           size_t why_size)
+{
+    struct spmd_wire_file f;
+    char name[SPMD_WIRE_NAME_MAX + 1];
+    if (in->fd >= 0 || size < sizeof(f)) {
+        fmt_text(why, why_size, "FILE_BEGIN out of order or short");
+        return -EBADMSG;
+    }
+    memcpy(&f, body, sizeof(f));
+    if (f.reserved || f.name_size == 0 || f.name_size > SPMD_WIRE_NAME_MAX ||
+        size != sizeof(f) + f.name_size || f.size > MAX_IMAGE_BYTES ||
+        in->bytes + f.size > MAX_IMAGE_BYTES || in->files >= SPMD_WIRE_MAX_FILES) {
+        fmt_text(why, why_size, "FILE_BEGIN malformed or over the limits");
+        return -EBADMSG;
+    }
+    memcpy(name, body + sizeof(f), f.name_size);
+    name[f.name_size] = 0;
+    if (!image_name_ok(name)) {
+        fmt_text(why, why_size, "image file name refused");
+        return -EBADMSG;
+    }
+    char path[PATH_MAX];
+    fmt_text(path, sizeof(path), "%s/%s", in->images, name);
+    in->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (in->fd < 0) {
+        fmt_text(why, why_size, "cannot create %s: %s", path, strerror(errno));
+        return -errno;
+    }
+    in->size = f.size;
+    in->got = 0;
+    spm_sha256_init(&in->hash);
+    return 0;
+}
+
+static int dest_file_data(struct incoming *in, const uint8_t *body, size_t size, char *why,
+                          size_t why_size)
+{
+    if (in->fd < 0 || size > in->size - in->got) {
+        fmt_text(why, why_size, "FILE_DATA out of order or beyond the file's size");
+        return -EBADMSG;
+    }
+    spm_sha256_update(&in->hash, body, size);
+    while (size) {
+        ssize_t put = write(in->fd, body, size);
+        if (put < 0 && errno == EINTR)
+            continue;
+        if (put < 0) {
+            fmt_text(why, why_size, "cannot write an image file: %s", strerror(errno));
+            return -errno;
+        }
+        body += put;
+        size -= (size_t)put;
+        in->got += (uint64_t)put;
+    }
+    return 0;
+}
+
+static int dest_file_end(struct incoming *in, const uint8_t *body, size_t size, char *why,
+                         size_t why_size)
+{
+    struct spmd_wire_file_end end;
+    uint8_t digest[32];
+    if (in->fd < 0 || size != sizeof(end) || in->got != in->size) {
+        fmt_text(why, why_size, "FILE_END out of order or the file is short");
+        return -EBADMSG;
+    }
+    memcpy(&end, body, sizeof(end));
+    spm_sha256_final(&in->hash, digest);
+    int ret = fsync(in->fd) < 0 ? -errno : 0;
+    close(in->fd);
+    in->fd = -1;
+    if (ret < 0) {
+        fmt_text(why, why_size, "cannot fsync an image file: %s", strerror(-ret));
+        return ret;
+    }
+    if (memcmp(digest, end.sha256, 32) != 0) {
+        fmt_text(why, why_size, "an image file arrived damaged (digest mismatch)");
+        return -EBADMSG;
+    }
+    in->files++;
+    in->bytes += in->size;
+    return 0;
+}
+
+static int fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int ret = fsync(fd) < 0 ? -errno : 0;
+    close(fd);
+    return ret;
+}
+
+/* One peer connection, served until it closes. */
+static void serve_peer(struct spm_tls_conn *c)
+{
+    uint8_t *body = malloc(SPMD_WIRE_DATA_CHUNK + ME_BUFFER_SIZE);
+    struct me_buf out = {0};
+    struct incoming in = {.fd = -1};
+    bool have_journal = false;
+    char why[512];
+    if (!body || me_alloc(&out) < 0)
+        goto out;
+    uint16_t type;
+    size_t size;
+    struct spmd_wire_hello hello;
+    int ret =
+        spm_tls_recv(c, &type, body, SPMD_WIRE_DATA_CHUNK + ME_BUFFER_SIZE, &size, PEER_TIMEOUT_MS);
+    if (ret < 0)
+        goto out;
+    if (type != SPMD_WIRE_HELLO || size != sizeof(hello)) {
+        (void)send_error(c, -EPROTO, "expected HELLO");
+        goto out;
+    }
+    memcpy(&hello, body, sizeof(hello));
+    hello.source[sizeof(hello.source) - 1] = 0;
+    hello.name[sizeof(hello.name) - 1] = 0;
+    if (hello.version != SPMD_WIRE_VERSION ||
+        !(hello.flags == SPMD_HELLO_MIGRATE || hello.flags == SPMD_HELLO_RESUME)) {
+        (void)send_error(c, -EPROTONOSUPPORT, "wire version %u flags %u not supported",
+                         hello.version, hello.flags);
+        goto out;
+    }
+    char hex[33];
+    id_hex(hello.migration_id, hex);
+    if (hello.flags == SPMD_HELLO_RESUME) {
+        have_journal = journal_read(hex, &in.j) == 0;
+    } else {
+        struct journal probe;
+        if (journal_read(hex, &probe) == 0) {
+            (void)send_error(c, -EEXIST, "migration %s is already known here", hex);
+            goto out;
+        }
+        memset(&in.j, 0, sizeof(in.j));
+        memcpy(in.j.id, hello.migration_id, 16);
+        in.j.role = ROLE_DEST;
+        in.j.pid = (int)hello.pid;
+        in.j.mode = (int)hello.mode;
+        fmt_text(in.j.peer, sizeof(in.j.peer), "%s", hello.source);
+        if (in.j.pid <= 0 || migration_dir(in.j.id, IMAGES_DIR, in.images, sizeof(in.images)) < 0 ||
+            spm_mkdir_p(in.images, 0700) < 0 || journal_phase(&in.j, "receiving") < 0) {
+            (void)send_error(c, -EIO, "cannot prepare to receive migration %s", hex);
+            goto out;
+        }
+        have_journal = true;
+    }
+    if (have_journal)
+        (void)migration_dir(in.j.id, IMAGES_DIR, in.images, sizeof(in.images));
+    struct spmd_wire_hello mine = {.version = SPMD_WIRE_VERSION, .flags = hello.flags};
+    memcpy(mine.migration_id, hello.migration_id, 16);
+    fmt_text(mine.source, sizeof(mine.source), "%s", g_mig.listen_text);
+    fmt_text(mine.name, sizeof(mine.name), "%s", g_mig.name);
+    if (spm_tls_send(c, SPMD_WIRE_HELLO, &mine, sizeof(mine), PEER_TIMEOUT_MS) < 0)
+        goto out;
+    spm_info("spmd: %s from %s (%s) for migration %s of pid %u",
+             hello.flags == SPMD_HELLO_MIGRATE ? "migration" : "recovery", hello.name,
+             spm_tls_peer_name(c), hex, hello.pid);
+
+    for (;;) {
+        ret = spm_tls_recv(c, &type, body, SPMD_WIRE_DATA_CHUNK + ME_BUFFER_SIZE, &size,
+                           PEER_TIMEOUT_MS * 4);
+        if (ret < 0)
+            break;
+        why[0] = 0;
+        switch (type) {
+        case SPMD_WIRE_ME:
+            if (!me_type_from_peer(body, size)) {
+                ret = send_error(c, -EPROTO, "ME message type not accepted from a peer");
+                goto out;
+            }
+            if ((ret = me_raw(body, size, &out)) < 0) {
+                (void)send_error(c, ret, "the Migration Enclave here cannot be called");
+                goto out;
+            }
+            {
+                struct spm_me_message_header h;
+                memcpy(&h, body, sizeof(h));
+                if (h.type == SPM_ME_MSG_PEER_SEALED && hello.flags == SPMD_HELLO_MIGRATE &&
+                    ++in.sealed_seen == 1)
+                    fault_crash("dest-crash-after-store");
+            }
+            ret = spm_tls_send(c, SPMD_WIRE_ME, out.data, out.size, PEER_TIMEOUT_MS);
+            break;
+        case SPMD_WIRE_FILE_BEGIN:
+            ret = !have_journal || strcmp(in.j.phase, "receiving") != 0
+                      ? -EPROTO
+                      : dest_file_begin(&in, body, size, why, sizeof(why));
+            break;
+        case SPMD_WIRE_FILE_DATA:
+            ret = dest_file_data(&in, body, size, why, sizeof(why));
+            break;
+        case SPMD_WIRE_FILE_END:
+            ret = dest_file_end(&in, body, size, why, sizeof(why));
+            break;
+        case SPMD_WIRE_IMAGES_DONE: {
+            struct spmd_wire_images_done done;
+            if (size != sizeof(done) || in.fd >= 0 || !have_journal) {
+                ret = -EBADMSG;
+                fmt_text(why, sizeof(why), "IMAGES_DONE malformed or out of order");
+                break;
+            }
+            memcpy(&done, body, sizeof(done));
+            if (done.files != in.files || done.bytes != in.bytes) {
+                ret = -EBADMSG;
+                fmt_text(why, sizeof(why),
+                         "IMAGES_DONE says %u files/%" PRIu64 " bytes, %u/%" PRIu64 " arrived",
+                         done.files, done.bytes, in.files, in.bytes);
+                break;
+            }
+            ret = fsync_dir(in.images);
+            if (ret == 0)
+                ret = journal_phase(&in.j, "received");
+            if (ret == 0)
+                ret = spm_tls_send(c, SPMD_WIRE_OK, NULL, 0, PEER_TIMEOUT_MS);
+            break;
+        }
+        case SPMD_WIRE_RESTORE: {
+            struct spmd_wire_restore rs;
+            if (size != sizeof(rs) || !have_journal || strcmp(in.j.phase, "received") != 0) {
+                ret = -EBADMSG;
+                fmt_text(why, sizeof(why), "RESTORE malformed or before the images arrived");
+                break;
+            }
+            memcpy(&rs, body, sizeof(rs));
+            rs.service_ip[sizeof(rs.service_ip) - 1] = 0;
+            if (rs.service_ip[0] &&
+                strspn(rs.service_ip, "0123456789./") != strlen(rs.service_ip)) {
+                ret = -EINVAL;
+                fmt_text(why, sizeof(why), "service address refused");
+                break;
+            }
+            fmt_text(in.j.ip, sizeof(in.j.ip), "%s", rs.service_ip);
+            if ((ret = journal_phase(&in.j, "restoring")) < 0)
+                break;
+            if (in.j.ip[0] && (ret = service_ip_add(in.j.ip)) < 0) {
+                fmt_text(why, sizeof(why), "cannot bring up the service address %s here", in.j.ip);
+                dest_discard(&in.j);
+                break;
+            }
+            uint64_t us = 0;
+            ret = criu_restore(in.images, true, &us);
+            if (ret < 0 || process_state(in.j.pid) != 'T') {
+                if (ret == 0)
+                    ret = -ESRCH;
+                fmt_text(why, sizeof(why),
+                         "criu restore of pid %d failed here (see %s/restore.log); nothing of "
+                         "it runs here",
+                         in.j.pid, in.images);
+                char keep[PATH_MAX];
+                fmt_text(keep, sizeof(keep), "%s.failed", in.images);
+                remove_tree(keep);
+                if (rename(in.images, keep) == 0)
+                    (void)!spm_mkdir_p(in.images, 0700);
+                dest_discard(&in.j);
+                break;
+            }
+            if ((ret = journal_phase(&in.j, "restored")) < 0)
+                break;
+            struct spmd_wire_restored r = {.pid = (uint32_t)in.j.pid, .restore_us = us};
+            ret = spm_tls_send(c, SPMD_WIRE_RESTORED, &r, sizeof(r), PEER_TIMEOUT_MS);
+            break;
+        }
+        case SPMD_WIRE_GO: {
+            fault_crash("dest-crash-on-go");
+            struct spmd_wire_running running;
+            if (size != 0 || !have_journal) {
+                ret = -EBADMSG;
+                fmt_text(why, sizeof(why), "GO malformed or for an unknown migration");
+                break;
+            }
+            if (strcmp(in.j.phase, "running") == 0) {
+                running = (struct spmd_wire_running){.pid = (uint32_t)in.j.pid};
+                ret = 0;
+            } else {
+                ret = dest_resume(&in.j, &running, why, sizeof(why));
+            }
+            if (ret == 0)
+                ret =
+                    spm_tls_send(c, SPMD_WIRE_RUNNING, &running, sizeof(running), PEER_TIMEOUT_MS);
+            break;
+        }
+        case SPMD_WIRE_DISCARD:
+            if (size != 0 || !have_journal) {
+                ret = -EBADMSG;
+                fmt_text(why, sizeof(why), "DISCARD malformed or for an unknown migration");
+                break;
+            }
+            if (strcmp(in.j.phase, "running") == 0) {
+                ret = -EBUSY;
+                fmt_text(why, sizeof(why), "migration %s already runs here", hex);
+                break;
+            }
+            dest_discard(&in.j);
+            ret = spm_tls_send(c, SPMD_WIRE_OK, NULL, 0, PEER_TIMEOUT_MS);
+            break;
+        case SPMD_WIRE_QUERY: {
+            struct spmd_wire_state q, st = {0};
+            if (size != sizeof(q)) {
+                ret = -EBADMSG;
+                fmt_text(why, sizeof(why), "QUERY malformed");
+                break;
+            }
+            memcpy(&q, body, sizeof(q));
+            memcpy(st.migration_id, q.migration_id, 16);
+            char qhex[33];
+            struct journal qj;
+            id_hex(q.migration_id, qhex);
+            if (journal_read(qhex, &qj) < 0 || qj.role != ROLE_SOURCE)
+                st.outcome = SPMD_OUTCOME_UNKNOWN;
+            else if (strcmp(qj.phase, "handed-over") == 0 || strcmp(qj.phase, "done") == 0)
+                st.outcome = SPMD_OUTCOME_HANDED_OVER;
+            else if (strcmp(qj.phase, "kept") == 0 || strcmp(qj.phase, "failed") == 0)
+                st.outcome = SPMD_OUTCOME_KEPT;
+            else
+                st.outcome = SPMD_OUTCOME_PENDING;
+            ret = spm_tls_send(c, SPMD_WIRE_STATE, &st, sizeof(st), PEER_TIMEOUT_MS);
+            break;
+        }
+        default:
+            ret = -EPROTO;
+            fmt_text(why, sizeof(why), "unexpected message type %u", type);
+        }
+        if (ret < 0) {
+            (void)send_error(c, ret, "%s", why[0] ? why : strerror(-ret));
+            break;
+        }
+    }
+out:
+    if (in.fd >= 0)
+        close(in.fd);
+    free(out.data);
+    free(body);
+    spm_tls_close(c);
+}
+
+/* ---- Threads: the admin socket and the peer listener ---- */
+
+static int parse_migrate(char *line, struct migrate_request *req, char *why, size_t why_size)
+{
+    memset(req, 0, sizeof(*req));
+    req->mode = SPMD_MODE_STOP;
+    char *save = NULL;
+    for (char *tok = strtok_r(line, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+        char *eq = strchr(tok, '=');
+        if (!eq)
+            continue;
+        *eq = 0;
+        const char *key = tok, *value = eq + 1;
+        if (strcmp(key, "pid") == 0) {
+            char *end;
+            long v = strtol(value, &end, 10);
+            if (*end || v <= 0 || v > INT32_MAX) {
+                fmt_text(why, why_size, "pid=%s is not a process id", value);
+                return -EINVAL;
+            }
+            req->pid = (int)v;
+        } else if (strcmp(key, "to") == 0) {
+            fmt_text(req->to, sizeof(req->to), "%s", value);
+        } else if (strcmp(key, "ip") == 0) {
+            if (strspn(value, "0123456789./") != strlen(value) || !strchr(value, '/')) {
+                fmt_text(why, why_size, "ip=%s is not ADDRESS/PREFIX", value);
+                return -EINVAL;
+            }
+            fmt_text(req->ip, sizeof(req->ip), "%s", value);
+        } else if (strcmp(key, "keep") == 0) {
+            fmt_text(req->keep, sizeof(req->keep), "%s", value);
+        } else if (strcmp(key, "mode") == 0) {
+            if (strcmp(value, "stop") == 0)
+                req->mode = SPMD_MODE_STOP;
+            else if (strcmp(value, "post") == 0)
+                req->mode = SPMD_MODE_POST;
+            else if (strcmp(value, "pre") == 0)
+                req->mode = SPMD_MODE_PRE;
+            else {
+                fmt_text(why, why_size, "mode=%s: use stop, post or pre", value);
+                return -EINVAL;
+            }
+        }
+    }
+    if (!req->pid || !req->to[0]) {
+        fmt_text(why, why_size, "migrate needs pid= and to=");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static void *admin_client(void *arg)
+{
+    struct admin a = {.fd = (int)(intptr_t)arg};
+    char line[ADMIN_LINE_MAX];
+    size_t used = 0;
+    while (used < sizeof(line) - 1) {
+        struct pollfd p = {.fd = a.fd, .events = POLLIN};
+        if (poll(&p, 1, 5000) <= 0)
+            break;
+        ssize_t got = recv(a.fd, line + used, sizeof(line) - 1 - used, 0);
+        if (got <= 0)
+            break;
+        used += (size_t)got;
+        if (memchr(line, '\n', used))
+            break;
+    }
+    line[used] = 0;
+    line[strcspn(line, "\r\n")] = 0;
+    int fd = a.fd;
+    if (strncmp(line, "migrate ", 8) == 0) {
+        struct migrate_request req;
+        char why[256];
+        if (parse_migrate(line + 8, &req, why, sizeof(why)) < 0)
+            emit(&a, "error status=%d msg=%s", -EINVAL, why);
+        else if (!g_mig.tls)
+            emit(&a,
+                 "error status=%d msg=this spmd has no TLS configuration (--tls-dir): it "
+                 "cannot reach other hosts",
+                 -ENOTCONN);
+        else
+            run_migration(&a, &req);
+    } else if (strcmp(line, "recover") == 0) {
+        if (!g_mig.tls)
+            emit(&a, "error status=%d msg=this spmd has no TLS configuration (--tls-dir)",
+                 -ENOTCONN);
+        else
+            run_recover(&a);
+    } else {
+        emit(&a, "error status=%d msg=unknown request (migrate, recover)", -EINVAL);
+    }
+    close(fd);
+    return NULL;
+}
+
+static void *admin_main(void *arg)
+{
+    (void)arg;
+    while (!g_mig.stopping) {
+        int fd = accept4(g_mig.admin_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            break;
+        }
+        pthread_t t;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&t, &attr, admin_client, (void *)(intptr_t)fd) != 0)
+            close(fd);
+        pthread_attr_destroy(&attr);
+    }
+    return NULL;
+}
+
+static void *peer_client(void *arg)
+{
+    serve_peer(arg);
+    return NULL;
+}
+
+static void *peer_main(void *arg)
+{
+    (void)arg;
+    while (!g_mig.stopping) {
+        struct spm_tls_conn *c = NULL;
+        int ret = spm_tls_accept(g_mig.tls, g_mig.peer_fd, 10000, &c);
+        if (ret < 0) {
+            if (g_mig.stopping)
+                break;
+            /* An unknown peer or a failed handshake: logged by the TLS
+             * layer; the next one is served. */
+            continue;
+        }
+        pthread_t t;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&t, &attr, peer_client, c) != 0)
+            spm_tls_close(c);
+        pthread_attr_destroy(&attr);
+    }
+    return NULL;
+}
+
+static int admin_listen(const char *path)
+{
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof(addr.sun_path))
+        return -ENAMETOOLONG;
+    strcpy(addr.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    unlink(path);
+    /* Migrating a process is an operator's act: root only. */
+    if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || chmod(path, 0600) < 0 ||
+        listen(fd, 16) < 0) {
+        int err = errno;
+        close(fd);
+        return -err;
+    }
+    return fd;
+}
+
+int spmd_migrate_start(const struct spmd_migrate_config *config)
+{
+    g_mig.cfg = *config;
+    fmt_text(g_mig.state_dir, sizeof(g_mig.state_dir), "%s", config->state_dir);
+    fmt_text(g_mig.platform_dir, sizeof(g_mig.platform_dir), "%s",
+             config->platform_dir ? config->platform_dir : "");
+    fmt_text(g_mig.spmd_socket, sizeof(g_mig.spmd_socket), "%s", config->spmd_socket);
+    fmt_text(g_mig.name, sizeof(g_mig.name), "%s", config->name ? config->name : "spmd");
+    const char *f = getenv(FAULT_ENV);
+    fmt_text(g_mig.fault, sizeof(g_mig.fault), "%s", f ? f : "");
+    if (g_mig.fault[0])
+        spm_error("spmd: FAULT INJECTION ACTIVE: %s", g_mig.fault);
+    int n = fmt_text(g_mig.migrations_dir, sizeof(g_mig.migrations_dir), "%s/migrations",
+                     config->state_dir);
+    if (n < 0 || (size_t)n >= sizeof(g_mig.migrations_dir))
+        return -ENAMETOOLONG;
+    int ret = spm_mkdir_p(g_mig.migrations_dir, 0700);
+    if (ret < 0)
+        return ret;
+    if (config->tls_dir) {
+        char cert[PATH_MAX], key[PATH_MAX], ca[PATH_MAX];
+        fmt_text(cert, sizeof(cert), "%s/host.crt", config->tls_dir);
+        fmt_text(key, sizeof(key), "%s/host.key", config->tls_dir);
+        fmt_text(ca, sizeof(ca), "%s/ca.crt", config->tls_dir);
+        if ((ret = spm_tls_config_load(cert, key, ca, &g_mig.tls)) < 0) {
+            spm_error("spmd: cannot load the TLS host identity from %s (host.crt, host.key, "
+                      "ca.crt; see 'spm host-cert'): %s",
+                      config->tls_dir, strerror(-ret));
+            return ret;
+        }
+    }
+    if (config->listen) {
+        char host[64];
+        uint16_t port;
+        if (!g_mig.tls) {
+            spm_error("spmd: --listen needs --tls-dir: peers are authenticated by host "
+                      "certificates");
+            return -EINVAL;
+        }
+        if (parse_host_port(config->listen, host, sizeof(host), &port) < 0) {
+            spm_error("spmd: --listen %s is not ADDR[:PORT]", config->listen);
+            return -EINVAL;
+        }
+        if ((ret = spm_tls_listen(host, port, &g_mig.peer_fd)) < 0) {
+            spm_error("spmd: cannot listen on %s:%u: %s", host, port, strerror(-ret));
+            return ret;
+        }
+        fmt_text(g_mig.listen_text, sizeof(g_mig.listen_text), "%s:%u", host, port);
+    }
+    n = fmt_text(g_mig.admin_path, sizeof(g_mig.admin_path), "%s" SPMD_ADMIN_SUFFIX,
+                 config->spmd_socket);
+    if (n < 0 || (size_t)n >= sizeof(g_mig.admin_path))
+        return -ENAMETOOLONG;
+    if ((g_mig.admin_fd = admin_listen(g_mig.admin_path)) < 0) {
+        ret = g_mig.admin_fd;
+        spm_error("spmd: cannot listen on %s: %s", g_mig.admin_path, strerror(-ret));
+        return ret;
+    }
+    pthread_t t;
+    if (pthread_create(&t, NULL, admin_main, NULL) != 0)
+        return -EAGAIN;
+    pthread_detach(t);
+    if (g_mig.peer_fd >= 0) {
+        if (pthread_create(&t, NULL, peer_main, NULL) != 0)
+            return -EAGAIN;
+        pthread_detach(t);
+    }
+    return 0;
+}
+
+void spmd_migrate_stop(void)
+{
+    g_mig.stopping = 1;
+    if (g_mig.admin_fd >= 0) {
+        shutdown(g_mig.admin_fd, SHUT_RDWR);
+        unlink(g_mig.admin_path);
+    }
+    if (g_mig.peer_fd >= 0)
+        shutdown(g_mig.peer_fd, SHUT_RDWR);
+}

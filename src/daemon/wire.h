@@ -1,0 +1,146 @@
+/* What two spmds say to each other inside their TLS 1.3 connection
+ * (src/host/net/tls.h frames every message: magic "SPMW", version, type,
+ * size). The source spmd drives a migration; the destination obeys, and
+ * relays the Migration Enclaves' messages into its ME without being able to
+ * read them.
+ *
+ *   S -> D  HELLO            who is migrating what (D answers HELLO)
+ *   S <-> D ME               one ME message each way (attestation, then the
+ *                            sealed hand-over); D accepts only the message
+ *                            types a peer ME may send (OFFER, CONFIRM,
+ *                            SEALED) so a remote spmd cannot drive D's ME
+ *                            as if it were D's own daemon
+ *   S -> D  FILE_BEGIN, FILE_DATA..., FILE_END   one CRIU image file
+ *   S -> D  IMAGES_DONE      everything sent; D answers OK once it is all
+ *                            on disk (fsync)
+ *   S -> D  RESTORE          D runs `criu restore --leave-stopped`: the
+ *                            process exists but cannot run before the key
+ *                            is handed over; D answers RESTORED or ERROR
+ *   S -> D  GO               after the hand-over: D resumes the process and
+ *                            answers RUNNING once its enclave imported
+ *   S -> D  DISCARD          the migration is off: D kills the stopped
+ *                            copy, removes the images and the service IP
+ *   D -> S  QUERY            (recovery, on a connection D opens) what became
+ *                            of a migration; S answers STATE
+ *   any     ERROR            status + message; the session ends
+ *
+ * Every body is a packed struct with a size checked exactly (names and
+ * messages are length-prefixed and bounded); a malformed message ends the
+ * session with an ERROR naming what was wrong and changes no state. */
+#ifndef SPM_DAEMON_WIRE_H
+#define SPM_DAEMON_WIRE_H
+
+#include <stdint.h>
+
+#include "net/tls.h"
+
+#define SPMD_WIRE_VERSION    1u
+#define SPMD_WIRE_PORT       SPM_TLS_DEFAULT_PORT
+#define SPMD_WIRE_DATA_CHUNK (1u << 20)
+#define SPMD_WIRE_MAX_FILES  4096u
+#define SPMD_WIRE_NAME_MAX   128u
+#define SPMD_WIRE_TEXT_MAX   240u
+
+enum spmd_wire_type {
+    SPMD_WIRE_HELLO = 1,
+    SPMD_WIRE_ME,
+    SPMD_WIRE_FILE_BEGIN,
+    SPMD_WIRE_FILE_DATA,
+    SPMD_WIRE_FILE_END,
+    SPMD_WIRE_IMAGES_DONE,
+    SPMD_WIRE_RESTORE,
+    SPMD_WIRE_RESTORED,
+    SPMD_WIRE_GO,
+    SPMD_WIRE_RUNNING,
+    SPMD_WIRE_DISCARD,
+    SPMD_WIRE_QUERY,
+    SPMD_WIRE_STATE,
+    SPMD_WIRE_OK,
+    SPMD_WIRE_ERROR,
+};
+
+/* Purpose of a connection, in HELLO.flags. */
+#define SPMD_HELLO_MIGRATE 1u /* a new migration: D prepares an incoming dir */
+#define SPMD_HELLO_RESUME  2u /* recovery of a known migration: D looks it up */
+
+struct spmd_wire_hello {
+    uint32_t version;
+    uint32_t flags;
+    uint8_t migration_id[16];
+    uint32_t pid;    /* the process being migrated (informational on D) */
+    uint32_t mode;   /* enum spmd_mode */
+    char source[64]; /* NUL-terminated "ADDR:PORT" where S listens (recovery) */
+    char name[64];   /* the sender's host name (logs) */
+} __attribute__((packed));
+
+struct spmd_wire_file {
+    uint64_t size;
+    uint32_t mode;
+    uint16_t name_size; /* name bytes follow, no NUL */
+    uint16_t reserved;
+} __attribute__((packed));
+
+struct spmd_wire_file_end {
+    uint8_t sha256[32];
+} __attribute__((packed));
+
+struct spmd_wire_images_done {
+    uint32_t files;
+    uint32_t reserved;
+    uint64_t bytes;
+} __attribute__((packed));
+
+struct spmd_wire_restore {
+    uint32_t flags;
+    uint32_t reserved;
+    char service_ip[64]; /* "" or "ADDR/PREFIX" to bring up before restoring */
+} __attribute__((packed));
+
+struct spmd_wire_restored {
+    uint32_t pid;
+    uint32_t reserved;
+    uint64_t restore_us;
+} __attribute__((packed));
+
+struct spmd_wire_running {
+    uint32_t pid;
+    uint32_t reserved;
+    uint64_t resume_us; /* SIGCONT until the enclave's import finished */
+    uint64_t import_us; /* the import itself, as the process measured it */
+} __attribute__((packed));
+
+enum spmd_wire_outcome {
+    SPMD_OUTCOME_UNKNOWN = 0,     /* S has no record: D keeps waiting */
+    SPMD_OUTCOME_PENDING = 1,     /* still being decided */
+    SPMD_OUTCOME_HANDED_OVER = 2, /* D owns the key: D resumes its copy */
+    SPMD_OUTCOME_KEPT = 3,        /* S kept the key: D discards its copy */
+};
+
+struct spmd_wire_state {
+    uint8_t migration_id[16];
+    uint32_t outcome; /* enum spmd_wire_outcome */
+    uint32_t reserved;
+} __attribute__((packed));
+
+struct spmd_wire_error {
+    int32_t status;
+    uint16_t text_size; /* text bytes follow, no NUL, <= SPMD_WIRE_TEXT_MAX */
+    uint16_t reserved;
+} __attribute__((packed));
+
+enum spmd_mode {
+    SPMD_MODE_STOP = 0, /* stop-and-copy */
+    SPMD_MODE_POST = 1, /* post-copy: CRIU lazy-pages */
+    SPMD_MODE_PRE = 2,  /* pre-copy: CRIU pre-dump rounds (needs soft-dirty) */
+};
+
+_Static_assert(sizeof(struct spmd_wire_hello) == 16 + 16 + 128, "wire hello");
+_Static_assert(sizeof(struct spmd_wire_file) == 16, "wire file");
+_Static_assert(sizeof(struct spmd_wire_images_done) == 16, "wire images done");
+_Static_assert(sizeof(struct spmd_wire_restore) == 72, "wire restore");
+_Static_assert(sizeof(struct spmd_wire_restored) == 16, "wire restored");
+_Static_assert(sizeof(struct spmd_wire_running) == 24, "wire running");
+_Static_assert(sizeof(struct spmd_wire_state) == 24, "wire state");
+_Static_assert(sizeof(struct spmd_wire_error) == 8, "wire error");
+
+#endif
