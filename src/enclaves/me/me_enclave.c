@@ -26,11 +26,20 @@
  * key until it is consumed, and the lease that consumed it. Keying by the
  * identity too means another enclave that learns a lineage id (it is in
  * the clear in checkpoint headers) cannot supersede or wipe someone else's
- * key. Every handler runs under one lock: the host may call on any TCS. */
+ * key. Every handler runs under one lock: the host may call on any TCS.
+ *
+ * Live migration adds three states (me_abi.h, ME to ME): LEAVING (K is
+ * being handed to another platform's ME: this ME may no longer release it,
+ * and cannot yet forget it), LEFT (the destination acknowledged that it
+ * holds K durably: K is gone from here), and ABORTED (a destination's
+ * record that a hand-over it never received was settled as aborted, so
+ * that it can never be stored later). The protocol itself is me_peer.c. */
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "me_client.h"
+#include "me_peer.h"
 #include "me_state.h"
 #include "spm/abi/me_abi.h"
 #include "spm/trts.h"
@@ -45,6 +54,9 @@ enum me_entry_state {
     ENTRY_ESCROWED = 1,
     ENTRY_CONSUMED = 2,
     ENTRY_CANCELLED = 3,
+    ENTRY_LEAVING = 4, /* handed to out_platform_id, not yet acknowledged */
+    ENTRY_LEFT = 5,    /* the destination holds K; kept as proof */
+    ENTRY_ABORTED = 6, /* destination side: that hand-over may never be stored */
 };
 
 /* What a session's REPORT_A proved about the caller. */
@@ -69,6 +81,13 @@ struct me_entry {
     uint8_t key[32];
     uint8_t lease[16];
     uint64_t changed_at; /* state version of the last change: eviction order */
+    /* The hand-over this entry arrived with (destination side; zero for a
+     * local escrow), or the one an ABORTED marker refuses. */
+    uint8_t in_handover_id[16];
+    uint8_t in_platform_id[32];
+    /* The hand-over this entry is leaving or left with (source side). */
+    uint8_t out_handover_id[16];
+    uint8_t out_platform_id[32];
 } __attribute__((packed));
 
 struct me_session {
@@ -97,7 +116,10 @@ static struct {
     struct me_session sessions[ME_MAX_SESSIONS];
 } g_me;
 
-_Static_assert(sizeof(struct me_entry) == 216, "me entry");
+_Static_assert(sizeof(struct me_entry) == ME_STATE_ENTRY_SIZE, "me entry");
+_Static_assert(offsetof(struct me_entry, in_handover_id) == ME_STATE_ENTRY_SIZE_V2,
+               "format 2 entries are a prefix of format 3 entries");
+_Static_assert(sizeof(struct me_identity) == sizeof(struct spm_me_identity), "me identity");
 
 /* ---- Logging (through the host: never anything secret) ---- */
 
@@ -140,7 +162,7 @@ static void me_log2(const char *a, uint64_t n, const char *b, uint64_t m, const 
     spm_print(line);
 }
 
-static void me_log(const char *msg)
+void me_log(const char *msg)
 {
     me_log2(msg, 0, NULL, 0, NULL);
 }
@@ -268,7 +290,9 @@ static struct me_entry *find_checkpoint(const struct spm_me_checkpoint_ref *ref,
     struct me_entry *other = NULL;
     for (uint32_t i = 0; i < ME_MAX_ENTRIES; i++) {
         struct me_entry *e = &g_me.entries[i];
-        if (e->state == ENTRY_FREE || memcmp(e->lineage_id, ref->lineage_id, 16) != 0 ||
+        /* An ABORTED marker names a checkpoint this ME never held. */
+        if (e->state == ENTRY_FREE || e->state == ENTRY_ABORTED ||
+            memcmp(e->lineage_id, ref->lineage_id, 16) != 0 ||
             memcmp(e->checkpoint_id, ref->checkpoint_id, 16) != 0)
             continue;
         if (same_identity(&e->owner, who))
@@ -282,7 +306,9 @@ static struct me_entry *find_checkpoint(const struct spm_me_checkpoint_ref *ref,
  * ran on; forgetting it only turns a repeated CANCEL into a 0 it already
  * got). Consumed entries are kept: they are the proof that a checkpoint was
  * resumed, which a late CANCEL from a frozen copy must be told (-EALREADY)
- * rather than "nothing to cancel". NULL when nothing may be forgotten. */
+ * rather than "nothing to cancel". So are LEAVING (K is still here), LEFT
+ * (a frozen source must learn it may never resume) and ABORTED (it refuses
+ * a late hand-over). NULL when nothing may be forgotten. */
 static struct me_entry *free_slot(void)
 {
     struct me_entry *oldest = NULL;
@@ -352,10 +378,12 @@ static int do_escrow(const struct me_identity *who, const uint8_t *body, size_t 
     int ret;
     struct me_entry *slot = find_lineage(updated.lineage_id, who);
     if (slot) {
-        if (slot->state == ENTRY_ESCROWED && slot->generation == updated.generation &&
-            memcmp(slot->checkpoint_id, updated.checkpoint_id, 16) == 0 &&
-            spm_ct_equal(slot->header_digest, updated.header_digest, 32) == 0 &&
-            spm_ct_equal(slot->key, updated.key, 32) == 0)
+        if (slot->state == ENTRY_LEAVING)
+            ret = -EBUSY; /* its hand-over must be settled first */
+        else if (slot->state == ENTRY_ESCROWED && slot->generation == updated.generation &&
+                 memcmp(slot->checkpoint_id, updated.checkpoint_id, 16) == 0 &&
+                 spm_ct_equal(slot->header_digest, updated.header_digest, 32) == 0 &&
+                 spm_ct_equal(slot->key, updated.key, 32) == 0)
             ret = 0; /* the same escrow again: its reply was lost */
         else if (updated.generation <= slot->generation)
             ret = -ESTALE;
@@ -385,8 +413,10 @@ static int do_release(const struct me_identity *who, const uint8_t *body, size_t
     int ret = check_ref(e, &ref, who);
     if (ret < 0)
         return ret;
+    if (e->state == ENTRY_LEAVING)
+        return -EBUSY; /* being handed over: it may not run here unless that is aborted */
     if (e->state != ENTRY_ESCROWED)
-        return -EALREADY;
+        return -EALREADY; /* consumed, cancelled, or left for another platform */
     memcpy(key_out, e->key, 32);
     return 0;
 }
@@ -407,6 +437,8 @@ static int do_commit(const struct me_identity *who, const uint8_t *body, size_t 
         return ret;
     if (e->state == ENTRY_CONSUMED)
         return spm_ct_equal(e->lease, req.lease, 16) == 0 ? 0 : -EALREADY;
+    if (e->state == ENTRY_LEAVING)
+        return -EBUSY;
     if (e->state != ENTRY_ESCROWED)
         return -EALREADY;
     struct me_entry updated = *e;
@@ -439,6 +471,14 @@ static int do_cancel(const struct me_identity *who, const uint8_t *body, size_t 
         return ret;
     if (e->state == ENTRY_CONSUMED)
         return -EALREADY;
+    /* Being handed over: the destination may already hold K. The frozen
+     * enclave stays frozen and asks again once the hand-over is settled. */
+    if (e->state == ENTRY_LEAVING)
+        return -EBUSY;
+    /* Handed over: another copy may run on the destination; the caller
+     * must die. */
+    if (e->state == ENTRY_LEFT)
+        return -EALREADY;
     if (e->state != ENTRY_ESCROWED)
         return 0; /* cancelled before: this is a retry */
     struct me_entry updated = *e;
@@ -449,9 +489,380 @@ static int do_cancel(const struct me_identity *who, const uint8_t *body, size_t 
     return ret;
 }
 
+/* ---- Hand-over between MEs (the table's side; the protocol is me_peer.c) ---- */
+
+uint32_t me_policy(void)
+{
+    return g_me.policy;
+}
+
+static bool is_zero(const uint8_t *p, size_t size)
+{
+    uint8_t acc = 0;
+    for (size_t i = 0; i < size; i++)
+        acc |= p[i];
+    return acc == 0;
+}
+
+static void identity_out(const struct me_identity *who, struct spm_me_identity *out)
+{
+    memcpy(out, who, sizeof(*out));
+}
+
+/* The owner identity a peer ME sent, or -EBADMSG for one no REPORT could
+ * have produced (reserved bits set). */
+static int identity_in(const struct spm_me_identity *in, struct me_identity *who)
+{
+    if (in->reserved != 0)
+        return -EBADMSG;
+    memcpy(who, in, sizeof(*who));
+    return 0;
+}
+
+/* The entry a daemon names by the public ref, whoever owns it: spmd knows
+ * the checkpoint, not the identity. ABORTED markers hold no checkpoint.
+ * -ENOENT none, -EEXIST two owners escrowed the same ids (another enclave
+ * may copy a public ref: refuse rather than guess), -ESTALE another
+ * generation, -EBADMSG another header digest. */
+static int find_by_ref(const struct spm_me_checkpoint_ref *ref, struct me_entry **out)
+{
+    struct me_entry *found = NULL;
+    for (uint32_t i = 0; i < ME_MAX_ENTRIES; i++) {
+        struct me_entry *e = &g_me.entries[i];
+        if (e->state == ENTRY_FREE || e->state == ENTRY_ABORTED ||
+            memcmp(e->lineage_id, ref->lineage_id, 16) != 0 ||
+            memcmp(e->checkpoint_id, ref->checkpoint_id, 16) != 0)
+            continue;
+        if (found)
+            return -EEXIST;
+        found = e;
+    }
+    if (!found)
+        return -ENOENT;
+    if (found->generation != ref->generation)
+        return -ESTALE;
+    if (spm_ct_equal(found->header_digest, ref->header_digest, 32) != 0)
+        return -EBADMSG;
+    *out = found;
+    return 0;
+}
+
+/* The source-side entry of hand-over `handover_id`. */
+static struct me_entry *find_outgoing(const uint8_t handover_id[16])
+{
+    if (is_zero(handover_id, 16))
+        return NULL;
+    for (uint32_t i = 0; i < ME_MAX_ENTRIES; i++) {
+        struct me_entry *e = &g_me.entries[i];
+        if ((e->state == ENTRY_LEAVING || e->state == ENTRY_LEFT || e->state == ENTRY_ESCROWED) &&
+            spm_ct_equal(e->out_handover_id, handover_id, 16) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+static void ref_of_entry(const struct me_entry *e, struct spm_me_checkpoint_ref *ref)
+{
+    memcpy(ref->checkpoint_id, e->checkpoint_id, 16);
+    memcpy(ref->lineage_id, e->lineage_id, 16);
+    ref->generation = e->generation;
+    memcpy(ref->header_digest, e->header_digest, 32);
+}
+
+static void status_of_entry(const struct me_entry *e, int32_t status, uint32_t outcome,
+                            struct spm_me_peer_status *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->status = status;
+    st->outcome = outcome;
+    memcpy(st->handover_id, e->out_handover_id, 16);
+    memcpy(st->peer_platform_id, e->out_platform_id, 32);
+    ref_of_entry(e, &st->ref);
+}
+
+int me_handover_begin(const struct spm_me_checkpoint_ref *ref, const uint8_t peer_platform[32],
+                      const uint8_t self_platform[32], struct spm_me_peer_transfer *transfer)
+{
+    struct me_entry *e = NULL;
+    int ret = find_by_ref(ref, &e);
+    if (ret < 0)
+        return ret;
+    if (e->state == ENTRY_LEAVING) {
+        /* The TRANSFER or its ACK was lost: the same hand-over again, to
+         * the same platform only (D answers a handover id it holds with
+         * ACK). Another destination would make two possible owners. */
+        if (spm_ct_equal(e->out_platform_id, peer_platform, 32) != 0)
+            return -EBUSY;
+    } else if (e->state != ENTRY_ESCROWED) {
+        return -EALREADY; /* consumed, cancelled or left: K is not here */
+    } else {
+        struct me_entry updated = *e;
+        updated.state = ENTRY_LEAVING;
+        do {
+            if ((ret = spm_random(updated.out_handover_id, 16)) < 0) {
+                spm_wipe(&updated, sizeof(updated));
+                return ret;
+            }
+        } while (is_zero(updated.out_handover_id, 16));
+        memcpy(updated.out_platform_id, peer_platform, 32);
+        /* Persisted before K leaves: after a crash this ME still knows K
+         * may be elsewhere and refuses to release it until resolved. */
+        ret = commit_change(e, &updated);
+        spm_wipe(&updated, sizeof(updated));
+        if (ret < 0)
+            return ret;
+        me_log("checkpoint marked LEAVING for a hand-over to a peer ME");
+    }
+    memset(transfer, 0, sizeof(*transfer));
+    memcpy(transfer->handover_id, e->out_handover_id, 16);
+    ref_of_entry(e, &transfer->ref);
+    identity_out(&e->owner, &transfer->owner);
+    memcpy(transfer->key, e->key, 32);
+    memcpy(transfer->source_platform_id, self_platform, 32);
+    return 0;
+}
+
+int me_transfer_receive(const struct spm_me_peer_transfer *transfer,
+                        const uint8_t source_platform[32])
+{
+    struct me_identity who;
+    if (identity_in(&transfer->owner, &who) < 0 || is_zero(transfer->handover_id, 16) ||
+        spm_ct_equal(transfer->source_platform_id, source_platform, 32) != 0)
+        return -EBADMSG;
+    if (debug_refused(&who))
+        return -EPERM;
+    struct me_entry *slot = find_lineage(transfer->ref.lineage_id, &who);
+    if (slot) {
+        /* The same hand-over again (its ACK was lost): held already. */
+        if (slot->state != ENTRY_ABORTED &&
+            spm_ct_equal(slot->in_handover_id, transfer->handover_id, 16) == 0)
+            return 0;
+        if (slot->state == ENTRY_LEAVING)
+            return -EBUSY;
+        /* Same or newer here, an ABORTED marker included: this checkpoint
+         * was superseded, or its hand-over was settled as aborted and the
+         * source may be running it. */
+        if (slot->generation >= transfer->ref.generation)
+            return -ESTALE;
+    } else if (!(slot = free_slot())) {
+        return -ENOSPC;
+    }
+    struct me_entry updated;
+    memset(&updated, 0, sizeof(updated));
+    memcpy(updated.lineage_id, transfer->ref.lineage_id, 16);
+    memcpy(updated.checkpoint_id, transfer->ref.checkpoint_id, 16);
+    updated.generation = transfer->ref.generation;
+    memcpy(updated.header_digest, transfer->ref.header_digest, 32);
+    updated.owner = who;
+    updated.state = ENTRY_ESCROWED;
+    memcpy(updated.key, transfer->key, 32);
+    memcpy(updated.in_handover_id, transfer->handover_id, 16);
+    memcpy(updated.in_platform_id, source_platform, 32);
+    int ret = commit_change(slot, &updated);
+    spm_wipe(&updated, sizeof(updated));
+    if (ret == 0)
+        me_log("received a checkpoint key from a peer ME and stored it");
+    return ret;
+}
+
+int me_handover_acked(const struct spm_me_peer_transfer_ack *ack, int32_t status,
+                      const uint8_t peer_platform[32], struct spm_me_peer_status *st)
+{
+    struct me_entry *e = find_outgoing(ack->handover_id);
+    if (!e)
+        return -ENOENT;
+    if (spm_ct_equal(e->out_platform_id, peer_platform, 32) != 0)
+        return -EACCES;
+    if (e->state == ENTRY_LEFT) {
+        /* D acknowledged it before (a re-sent TRANSFER): it holds K. */
+        status_of_entry(e, 0, SPM_ME_PEER_OUTCOME_HANDED_OVER, st);
+        return 0;
+    }
+    if (e->state != ENTRY_LEAVING) {
+        /* Back to ESCROWED: D answered ABORTED for this handover id, so a
+         * late refusal agrees, and a late "stored" is D contradicting
+         * itself. */
+        if (status != 0) {
+            status_of_entry(e, status, SPM_ME_PEER_OUTCOME_KEPT, st);
+            return 0;
+        }
+        me_log("a peer ME acknowledged a hand-over it had declared aborted; ignored");
+        return -EPROTO;
+    }
+    if (status != 0) {
+        /* D refused: it does not hold K now, but a TRANSFER still in
+         * flight (another session) might reach it later. Only RESOLVE,
+         * which makes D refuse that for good, may give K back. */
+        status_of_entry(e, status, SPM_ME_PEER_OUTCOME_PENDING, st);
+        return 0;
+    }
+    struct me_entry updated = *e;
+    updated.state = ENTRY_LEFT;
+    spm_wipe(updated.key, sizeof(updated.key));
+    int ret = commit_change(e, &updated);
+    spm_wipe(&updated, sizeof(updated));
+    if (ret < 0)
+        return ret;
+    me_log("checkpoint handed over: the destination ME holds its key; LEFT");
+    status_of_entry(e, 0, SPM_ME_PEER_OUTCOME_HANDED_OVER, st);
+    return 0;
+}
+
+int me_resolve_begin(const struct spm_me_checkpoint_ref *ref, const uint8_t *peer_platform,
+                     struct spm_me_peer_resolve *resolve, struct spm_me_peer_status *st)
+{
+    struct me_entry *e = NULL;
+    int ret = find_by_ref(ref, &e);
+    if (ret < 0)
+        return ret;
+    if (e->state == ENTRY_LEFT) {
+        status_of_entry(e, 0, SPM_ME_PEER_OUTCOME_HANDED_OVER, st);
+        return 0;
+    }
+    if (e->state != ENTRY_LEAVING) {
+        status_of_entry(e, 0, SPM_ME_PEER_OUTCOME_KEPT, st);
+        return 0;
+    }
+    if (!peer_platform)
+        return -ECONNRESET;
+    /* Only the ME it was handed to can say it never arrived: a third ME's
+     * "aborted" proves nothing about the destination. */
+    if (spm_ct_equal(e->out_platform_id, peer_platform, 32) != 0)
+        return -EACCES;
+    memset(resolve, 0, sizeof(*resolve));
+    memcpy(resolve->handover_id, e->out_handover_id, 16);
+    ref_of_entry(e, &resolve->ref);
+    identity_out(&e->owner, &resolve->owner);
+    return 1;
+}
+
+int me_resolve_answer(const struct spm_me_peer_resolve *resolve, const uint8_t source_platform[32],
+                      uint32_t *verdict)
+{
+    struct me_identity who;
+    if (identity_in(&resolve->owner, &who) < 0 || is_zero(resolve->handover_id, 16))
+        return -EBADMSG;
+    struct me_entry *slot = find_lineage(resolve->ref.lineage_id, &who);
+    if (slot) {
+        /* Received (whatever became of it since): the source must not
+         * resume it. */
+        if (slot->state != ENTRY_ABORTED &&
+            spm_ct_equal(slot->in_handover_id, resolve->handover_id, 16) == 0) {
+            *verdict = SPM_ME_PEER_HELD;
+            return 0;
+        }
+        /* A newer generation exists only if this checkpoint (or a later
+         * one) ran: most likely it did arrive here, was restored and
+         * checkpointed again. Never let the source resume it. */
+        if (slot->generation > resolve->ref.generation) {
+            *verdict = SPM_ME_PEER_SUPERSEDED;
+            return 0;
+        }
+        /* The same generation under another handover id (or an ABORTED
+         * marker): a TRANSFER of this generation is refused already. */
+        if (slot->generation == resolve->ref.generation) {
+            *verdict = SPM_ME_PEER_ABORTED;
+            return 0;
+        }
+        if (slot->state == ENTRY_LEAVING)
+            return -EBUSY; /* our own hand-over of this lineage comes first */
+    } else if (!(slot = free_slot())) {
+        return -ENOSPC;
+    }
+    /* Never received: remember that durably before saying so, so a late
+     * TRANSFER of this generation is refused (-ESTALE). */
+    struct me_entry updated;
+    memset(&updated, 0, sizeof(updated));
+    memcpy(updated.lineage_id, resolve->ref.lineage_id, 16);
+    memcpy(updated.checkpoint_id, resolve->ref.checkpoint_id, 16);
+    updated.generation = resolve->ref.generation;
+    memcpy(updated.header_digest, resolve->ref.header_digest, 32);
+    updated.owner = who;
+    updated.state = ENTRY_ABORTED;
+    memcpy(updated.in_handover_id, resolve->handover_id, 16);
+    memcpy(updated.in_platform_id, source_platform, 32);
+    int ret = commit_change(slot, &updated);
+    spm_wipe(&updated, sizeof(updated));
+    if (ret < 0)
+        return ret;
+    me_log("a hand-over that never arrived was settled as ABORTED");
+    *verdict = SPM_ME_PEER_ABORTED;
+    return 0;
+}
+
+int me_resolved(const struct spm_me_peer_resolved *resolved, const uint8_t peer_platform[32],
+                struct spm_me_peer_status *st)
+{
+    uint32_t verdict = resolved->verdict;
+    if (resolved->reserved != 0 || (verdict != SPM_ME_PEER_HELD && verdict != SPM_ME_PEER_ABORTED &&
+                                    verdict != SPM_ME_PEER_SUPERSEDED))
+        return -EBADMSG;
+    struct me_entry *e = find_outgoing(resolved->handover_id);
+    if (!e)
+        return -ENOENT;
+    if (spm_ct_equal(e->out_platform_id, peer_platform, 32) != 0)
+        return -EACCES;
+    bool held = verdict != SPM_ME_PEER_ABORTED;
+    uint32_t outcome = held ? SPM_ME_PEER_OUTCOME_HANDED_OVER : SPM_ME_PEER_OUTCOME_KEPT;
+    if (e->state != ENTRY_LEAVING) {
+        /* A repeated answer agrees with the state it led to; anything else
+         * is a destination contradicting itself. */
+        if ((e->state == ENTRY_LEFT) != held) {
+            me_log("a peer ME's RESOLVED contradicts its earlier answer; ignored");
+            return -EPROTO;
+        }
+        status_of_entry(e, 0, outcome, st);
+        return 0;
+    }
+    struct me_entry updated = *e;
+    if (held) {
+        updated.state = ENTRY_LEFT;
+        spm_wipe(updated.key, sizeof(updated.key));
+    } else {
+        updated.state = ENTRY_ESCROWED; /* out_handover_id stays: a repeat is recognised */
+    }
+    int ret = commit_change(e, &updated);
+    spm_wipe(&updated, sizeof(updated));
+    if (ret < 0)
+        return ret;
+    me_log(held ? "hand-over resolved: the destination holds the key; LEFT"
+                : "hand-over resolved as aborted: the key is ESCROWED here again");
+    status_of_entry(e, 0, outcome, st);
+    return 0;
+}
+
+int me_list_leaving(uint8_t *out, size_t out_capacity, size_t *out_size)
+{
+    struct spm_me_peer_list list = {.count = 0, .reserved = 0};
+    size_t size = HEADER_SIZE + sizeof(list);
+    if (out_capacity < size)
+        return -ENOSPC;
+    for (uint32_t i = 0; i < ME_MAX_ENTRIES; i++) {
+        const struct me_entry *e = &g_me.entries[i];
+        if (e->state != ENTRY_LEAVING)
+            continue;
+        if (out_capacity - size < sizeof(struct spm_me_peer_leaving))
+            return -ENOSPC;
+        struct spm_me_peer_leaving item;
+        memset(&item, 0, sizeof(item));
+        ref_of_entry(e, &item.ref);
+        memcpy(item.handover_id, e->out_handover_id, 16);
+        memcpy(item.peer_platform_id, e->out_platform_id, 32);
+        memcpy(out + size, &item, sizeof(item));
+        size += sizeof(item);
+        list.count++;
+    }
+    struct spm_me_message_header h;
+    trts_me_header(&h, SPM_ME_MSG_PEER_LIST, (uint32_t)(size - HEADER_SIZE));
+    memcpy(out, &h, HEADER_SIZE);
+    memcpy(out + HEADER_SIZE, &list, sizeof(list));
+    *out_size = size;
+    return 0;
+}
+
 /* ---- Messages ---- */
 
-static int reply_error(int32_t status, uint8_t *out, size_t out_capacity, size_t *out_size)
+int me_reply_error(int32_t status, uint8_t *out, size_t out_capacity, size_t *out_size)
 {
     struct {
         struct spm_me_message_header h;
@@ -471,11 +882,11 @@ static int handle_target_info(const struct spm_me_message_header *h, uint8_t *ou
                               size_t out_capacity, size_t *out_size)
 {
     if (h->size != 0)
-        return reply_error(-EPROTO, out, out_capacity, out_size);
+        return me_reply_error(-EPROTO, out, out_capacity, out_size);
     struct sgx_target_info target;
     int ret = spm_self_target_info(&target);
     if (ret < 0)
-        return reply_error(-EIO, out, out_capacity, out_size);
+        return me_reply_error(-EIO, out, out_capacity, out_size);
     if (out_capacity < HEADER_SIZE + sizeof(target))
         return -ENOSPC;
     struct spm_me_message_header reply;
@@ -517,10 +928,10 @@ static int handle_hello(const uint8_t *in, const struct spm_me_message_header *h
     struct spm_me_hello hello;
     static const uint8_t zero[sizeof(hello.reserved)];
     if (h->size != sizeof(hello))
-        return reply_error(-EPROTO, out, out_capacity, out_size);
+        return me_reply_error(-EPROTO, out, out_capacity, out_size);
     memcpy(&hello, in + HEADER_SIZE, sizeof(hello));
     if (memcmp(hello.reserved, zero, sizeof(zero)) != 0)
-        return reply_error(-EPROTO, out, out_capacity, out_size);
+        return me_reply_error(-EPROTO, out, out_capacity, out_size);
     /* The caller is an enclave on this platform (only the CPU can MAC a
      * report for us) and REPORT_A speaks for this public key. */
     uint8_t report_data[64];
@@ -528,7 +939,7 @@ static int handle_hello(const uint8_t *in, const struct spm_me_message_header *h
     if (spm_verify_report(&hello.report) < 0 ||
         spm_ct_equal(report_data, hello.report.body.report_data, 64) != 0 ||
         !(hello.report.body.attributes.flags & SGX_FLAGS_INITTED))
-        return reply_error(-EKEYREJECTED, out, out_capacity, out_size);
+        return me_reply_error(-EKEYREJECTED, out, out_capacity, out_size);
 
     struct {
         struct spm_me_message_header h;
@@ -580,7 +991,7 @@ static int handle_hello(const uint8_t *in, const struct spm_me_message_header *h
 out:
     spm_wipe(private_key, sizeof(private_key));
     spm_wipe(&fresh, sizeof(fresh));
-    return status == 0 ? 0 : reply_error(status, out, out_capacity, out_size);
+    return status == 0 ? 0 : me_reply_error(status, out, out_capacity, out_size);
 }
 
 static int handle_sealed(const uint8_t *in, size_t in_size, uint8_t *out, size_t out_capacity,
@@ -588,17 +999,17 @@ static int handle_sealed(const uint8_t *in, size_t in_size, uint8_t *out, size_t
 {
     uint64_t session_id, sequence;
     if (trts_me_peek_sealed(in, in_size, &session_id, &sequence) < 0)
-        return reply_error(-EPROTO, out, out_capacity, out_size);
+        return me_reply_error(-EPROTO, out, out_capacity, out_size);
     struct me_session *s = find_session(session_id);
     if (!s)
-        return reply_error(-ECONNRESET, out, out_capacity, out_size);
+        return me_reply_error(-ECONNRESET, out, out_capacity, out_size);
     uint8_t plain[TRTS_ME_MAX_SEALED_PLAINTEXT];
     size_t plain_size = 0;
     if (trts_me_open_sealed(s->k_app, in, in_size, plain, sizeof(plain), &plain_size) < 0)
-        return reply_error(-EPROTO, out, out_capacity, out_size);
+        return me_reply_error(-EPROTO, out, out_capacity, out_size);
     if (sequence <= s->last_sequence) {
         spm_wipe(plain, sizeof(plain));
-        return reply_error(-EPROTO, out, out_capacity, out_size); /* replayed */
+        return me_reply_error(-EPROTO, out, out_capacity, out_size); /* replayed */
     }
     s->last_sequence = sequence;
     s->last_used = ++g_me.tick;
@@ -701,18 +1112,28 @@ static int e_init(const uint8_t *in, size_t in_size, uint8_t *out, size_t out_ca
             goto out;
         }
         memcpy(&header, aad, sizeof(header));
-        if (header.magic != ME_STATE_MAGIC || header.format != ME_STATE_FORMAT ||
+        /* Format 2 entries are format 3 entries without the hand-over
+         * fields (a prefix): read them extended with zeros. */
+        size_t entry_size =
+            header.format == ME_STATE_FORMAT_2 ? ME_STATE_ENTRY_SIZE_V2 : sizeof(struct me_entry);
+        if (header.magic != ME_STATE_MAGIC ||
+            (header.format != ME_STATE_FORMAT && header.format != ME_STATE_FORMAT_2) ||
             header.entry_count > ME_MAX_ENTRIES ||
-            text_size != (size_t)header.entry_count * sizeof(struct me_entry)) {
+            text_size != (size_t)header.entry_count * entry_size) {
             me_log("the escrow state unseals but its layout is not this ME's");
             ret = -EBADMSG;
             goto out;
         }
         for (uint32_t i = 0; i < header.entry_count; i++) {
-            memcpy(&g_me.entries[i], text + (size_t)i * sizeof(struct me_entry),
-                   sizeof(struct me_entry));
+            memset(&g_me.entries[i], 0, sizeof(struct me_entry));
+            memcpy(&g_me.entries[i], text + (size_t)i * entry_size, entry_size);
             uint32_t state = g_me.entries[i].state;
-            if (state != ENTRY_ESCROWED && state != ENTRY_CONSUMED && state != ENTRY_CANCELLED) {
+            bool known =
+                state == ENTRY_ESCROWED || state == ENTRY_CONSUMED || state == ENTRY_CANCELLED;
+            if (header.format == ME_STATE_FORMAT)
+                known = known || state == ENTRY_LEAVING || state == ENTRY_LEFT ||
+                        state == ENTRY_ABORTED;
+            if (!known) {
                 me_log("the escrow state holds an entry in an unknown state");
                 ret = -EBADMSG;
                 goto out;
@@ -812,15 +1233,17 @@ static int e_handle(const uint8_t *in, size_t in_size, uint8_t *out, size_t out_
     else if (g_me.failed)
         ret = -ENOTRECOVERABLE;
     else if (trts_me_check_header(in, in_size, &h) < 0)
-        ret = reply_error(-EPROTO, out, out_capacity, out_size);
+        ret = me_reply_error(-EPROTO, out, out_capacity, out_size);
     else if (h.type == SPM_ME_MSG_TARGET_INFO)
         ret = handle_target_info(&h, out, out_capacity, out_size);
     else if (h.type == SPM_ME_MSG_HELLO)
         ret = handle_hello(in, &h, out, out_capacity, out_size);
     else if (h.type == SPM_ME_MSG_SEALED)
         ret = handle_sealed(in, in_size, out, out_capacity, out_size);
+    else if (h.type >= SPM_ME_MSG_PEER_OPEN && h.type <= SPM_ME_MSG_PEER_LIST)
+        ret = me_peer_handle(&h, in, in_size, out, out_capacity, out_size);
     else
-        ret = reply_error(-EPROTO, out, out_capacity, out_size);
+        ret = me_reply_error(-EPROTO, out, out_capacity, out_size);
     spm_spin_unlock(&g_me.lock);
     return ret;
 }

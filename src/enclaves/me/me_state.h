@@ -19,9 +19,17 @@ struct me_init_out {
  * AAD, the entries are the ciphertext. Format 2 chains each state to the one
  * before it (prev_digest), and the platform counter's tag holds SHA-256 of
  * the newest sealed state: two copies of the state that reach the same
- * version by different writes are told apart (me_enclave.c, INIT). */
-#define ME_STATE_MAGIC  0x5752435345454d53ull /* "SMEESCRW" */
-#define ME_STATE_FORMAT 2u
+ * version by different writes are told apart (me_enclave.c, INIT).
+ * Format 3 grows each entry from 216 to 312 bytes for the hand-over
+ * between MEs (the handover id and platform it arrived with, and the ones
+ * it is leaving with) and adds the LEAVING, LEFT and ABORTED states; a
+ * format 2 state is still read (its entries are extended with zeros) and
+ * the next change writes format 3. */
+#define ME_STATE_MAGIC         0x5752435345454d53ull /* "SMEESCRW" */
+#define ME_STATE_FORMAT        3u
+#define ME_STATE_FORMAT_2      2u
+#define ME_STATE_ENTRY_SIZE    312u
+#define ME_STATE_ENTRY_SIZE_V2 216u
 
 struct me_state_header {
     uint64_t magic;

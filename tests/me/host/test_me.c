@@ -832,7 +832,9 @@ static bool contains(const uint8_t *data, size_t size, const uint8_t key[32])
     return size >= 32 && memmem(data, size, key, 32) != NULL;
 }
 
-static void scan_dir_for_keys(const char *dir)
+/* Every file under dir, subdirectories included (spmd keeps its migration
+ * journals in one); returns the number of files scanned. */
+static int scan_tree_for_keys(const char *dir)
 {
     DIR *d = opendir(dir);
     assert_non_null(d);
@@ -843,6 +845,12 @@ static void scan_dir_for_keys(const char *dir)
             continue;
         char path[600];
         snprintf(path, sizeof(path), "%s/%s", dir, entry->d_name);
+        struct stat st;
+        assert_int_equal(lstat(path, &st), 0);
+        if (S_ISDIR(st.st_mode)) {
+            files += scan_tree_for_keys(path);
+            continue;
+        }
         uint8_t *data = NULL;
         size_t size = 0;
         assert_int_equal(spm_read_file(path, 1 << 24, &data, &size), 0);
@@ -853,7 +861,12 @@ static void scan_dir_for_keys(const char *dir)
         files++;
     }
     closedir(d);
-    assert_true(files > 0);
+    return files;
+}
+
+static void scan_dir_for_keys(const char *dir)
+{
+    assert_true(scan_tree_for_keys(dir) > 0);
 }
 
 /* Reads spmd's memory outside the ME's ELRANGE (needs ptrace rights). */
