@@ -18,6 +18,7 @@ copy of the magic is not taken for it. The image may cross page boundaries
 of pages-*.img only where its pages were stored consecutively, which CRIU
 does for one mapping; info says where it found it."""
 import glob
+import hashlib
 import os
 import struct
 import sys
@@ -42,11 +43,16 @@ def parse(data, at):
         return None
     if chunk_count != (payload_size + chunk_size - 1) // chunk_size:
         return None
+    # What the ME keys the escrow by (struct spm_me_checkpoint_ref): SHA-256
+    # over the fixed header and the runs, computed here independently.
+    if at + header_size > len(data):
+        return None
+    digest = hashlib.sha256(data[at:at + header_size]).hexdigest()
     return dict(offset=at, header_size=header_size, run_count=run_count,
                 chunk_count=chunk_count, chunk_size=chunk_size, payload_size=payload_size,
                 image_size=image_size, generation=generation, base=base, size=size,
                 tcs_count=tcs_count, svn=svn, checkpoint_id=ckpt_id.hex(),
-                lineage_id=lineage.hex(), mr_enclave=mr_enclave.hex())
+                lineage_id=lineage.hex(), mr_enclave=mr_enclave.hex(), header_digest=digest)
 
 
 def find(directory):
