@@ -80,4 +80,47 @@ int tc_p256_ecdh(const uint8_t private_key[32], const uint8_t peer_public[65],
 void tc_hmac_sha256(const void *key, size_t key_size, const void *data, size_t size,
                     uint8_t mac[32]) TC_HIDDEN;
 
+/* ---- Certificates (for quote verification inside an enclave) ----
+ *
+ * A certificate chain arrives as PEM text from an attacker. It is accepted
+ * only in the canonical form OpenSSL writes and SPM's CA tools produce:
+ * "-----BEGIN CERTIFICATE-----\n", base64 in 64-column lines each ending
+ * in "\n", "-----END CERTIFICATE-----\n", blocks back to back, no other
+ * text. So no byte of it can change without changing the certificates
+ * themselves (the host verifier applies the same rule). */
+struct tc_der_cert {
+    size_t offset; /* into the caller's DER buffer */
+    size_t size;
+};
+
+/* Decodes canonical PEM CERTIFICATE blocks into `der` (back to back) and
+ * records each one in certs[0..*count). der_capacity >= pem_size always
+ * suffices. -EBADMSG for anything but canonical CERTIFICATE blocks (or no
+ * block at all), -ENOSPC when der_capacity or max_certs is too small. */
+int tc_pem_certificates(const char *pem, size_t pem_size, uint8_t *der, size_t der_capacity,
+                        struct tc_der_cert *certs, size_t max_certs, size_t *count) TC_HIDDEN
+    __attribute__((warn_unused_result));
+
+/* Validates a chain certs[0] (the leaf), certs[1..count-2] (intermediates),
+ * certs[count-1] (the chain's copy of the root) from `der` against one trust
+ * anchor, the CA certificate root_der:
+ *  - the root copy must be byte-identical to root_der;
+ *  - the path leaf -> intermediates -> root must validate with BearSSL's
+ *    X.509 "minimal" engine: ECDSA P-256 signatures over SHA-256 only,
+ *    CA and key-usage constraints, no unknown critical extension;
+ *  - every certificate must be on that path (a chain that validates with
+ *    fewer intermediates carries bytes nobody checked, and is refused);
+ *  - the leaf's key must be a P-256 key allowed to sign; it is returned
+ *    as 0x04 || x || y in leaf_public.
+ * `now` is seconds since the epoch for the validity dates. SGX has no
+ * trusted time: the caller can only take it from the host
+ * (spm_untrusted_time()), so the dates are advisory (a host can replay an
+ * expired chain by lying about time); what binds the chain is the pinned
+ * root and the signatures. Allocation-free; uses about 6 KiB of stack.
+ * -EINVAL when root_der is not a usable P-256 CA certificate,
+ * -EKEYREJECTED when the chain does not validate against it. */
+int tc_x509_verify_chain(const uint8_t *der, const struct tc_der_cert *certs, size_t count,
+                         const uint8_t *root_der, size_t root_size, uint64_t now,
+                         uint8_t leaf_public[65]) TC_HIDDEN __attribute__((warn_unused_result));
+
 #endif
