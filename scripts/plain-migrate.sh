@@ -7,6 +7,7 @@
 #
 # usage: plain-migrate.sh PID FROM TO [--images DIR] [--service-ip IP]...
 #                         [--port PORT] [--json] [--keep-images]
+#                         [--lazy-pages [--page-port PORT]]
 #
 #   PID            root of the process tree; it must run in host FROM's
 #                  network namespace, in its own session (no --shell-job)
@@ -17,6 +18,17 @@
 #                  every service address, 10.77.0.100-253, FROM holds)
 #   --port         TCP port of the image transfer on TO (default 7707)
 #   --json         print the report as one JSON object
+#   --lazy-pages   post-copy instead: only the non-memory images are shipped
+#                  before the restore; TO's `criu lazy-pages` daemon pulls
+#                  the memory from FROM's `criu dump --lazy-pages` page
+#                  server (--page-port, default 7708, on FROM's address)
+#                  while the restored tree already runs (userfaultfd). The
+#                  source tree stays frozen until every page has moved, so
+#                  its PIDs are still taken at restore time: PID must be the
+#                  init of its own PID namespace (start it with `unshare
+#                  --pid --fork`), which CRIU dumps and restores as a new
+#                  one; the restored tree gets a new host PID. Needs
+#                  fs.pipe-max-size >= 4 MiB (raised here for the run).
 #
 # Steps: a receiver (socat | tar -x) listens in TO; `criu dump
 # --tcp-established --network-lock nftables --skip-in-flight` runs inside
@@ -36,8 +48,9 @@
 # TO and the guard is gone (wall clock after `criu restore -d` returned and
 # the guard table was deleted). It includes the transfer: this is
 # stop-and-copy. It is an upper bound: the process starts and exits around
-# the two clock readings add up to about 15 ms. A client sees a little more: its retransmission timer
-# decides when it next tries (tests/migrate/resp_probe.py measures that).
+# the two clock readings add up to about 15 ms. A client sees a little
+# more: its retransmission timer decides when it next tries
+# (tests/migrate/resp_probe.py measures that).
 #
 # CRIU is run with --libdir on an empty directory so no installed plugin
 # (SPM's spm_criu.so in /usr/lib/criu) is loaded: this is plain CRIU.
@@ -63,7 +76,9 @@ TO=
 IMAGES=
 KEEP=0
 JSON=0
+LAZY=0
 PORT=7707
+PAGE_PORT=7708
 SERVICE_IPS=()
 positional=()
 while [ $# -gt 0 ]; do
@@ -85,6 +100,14 @@ while [ $# -gt 0 ]; do
         JSON=1
         shift
         ;;
+    --lazy-pages)
+        LAZY=1
+        shift
+        ;;
+    --page-port)
+        PAGE_PORT=${2:?--page-port needs a number}
+        shift 2
+        ;;
     --keep-images)
         KEEP=1
         shift
@@ -105,9 +128,11 @@ PID=${positional[0]}
 FROM=${positional[1]}
 TO=${positional[2]}
 [[ $PID =~ ^[0-9]+$ ]] || die "PID '$PID' is not a number"
-if ! [[ $PORT =~ ^[0-9]+$ ]] || [ "$PORT" -lt 1 ] || [ "$PORT" -gt 65535 ]; then
-    die "bad --port '$PORT'"
-fi
+for p in "$PORT" "$PAGE_PORT"; do
+    if ! [[ $p =~ ^[0-9]+$ ]] || [ "$p" -lt 1 ] || [ "$p" -gt 65535 ]; then
+        die "bad port '$p'"
+    fi
+done
 [ "$FROM" != "$TO" ] || die "FROM and TO are the same host '$FROM'"
 
 [ "$(id -u)" -eq 0 ] || die "needs root (uid is $(id -u))"
@@ -123,6 +148,12 @@ netns_inode() { stat -L -c %i "$1"; }
 [ "$(netns_inode "/proc/$PID/ns/net")" == "$(netns_inode "$FROM_NS")" ] ||
     die "process $PID is not in host $FROM's network namespace"
 TO_IP=$("$HOSTS" ip "$TO")
+FROM_IP=$("$HOSTS" ip "$FROM")
+if [ $LAZY -eq 1 ]; then
+    nspid=$(awk '/^NSpid:/ { print NF - 1 " " $NF }' "/proc/$PID/status")
+    [ "${nspid% *}" -ge 2 ] && [ "${nspid#* }" -eq 1 ] ||
+        die "--lazy-pages needs PID to be the init of its own PID namespace (NSpid: ${nspid#* } at depth ${nspid% *}); start it with unshare --pid --fork: the frozen source keeps its PIDs until every page has moved"
+fi
 
 in_from() { nsenter --net="$FROM_NS" -- "$@"; }
 in_to() { nsenter --net="$TO_NS" -- "$@"; }
@@ -148,23 +179,30 @@ CRIU_COMMON=(--tcp-established --network-lock nftables --libdir "$NO_PLUGINS" -v
 
 GUARD=spm_plain_migrate
 RECEIVER_PID=
+DUMP_PID=
+LAZY_PID=
+OLD_PIPE_MAX=
 GUARD_SET=0
 STAGE=start
 RESULT=1
 
 # shellcheck disable=SC2317 # runs from the EXIT trap
 cleanup() {
-    if [ -n "$RECEIVER_PID" ] && kill -0 "$RECEIVER_PID" 2>/dev/null; then
-        kill -TERM "$RECEIVER_PID" 2>/dev/null || true
-        wait "$RECEIVER_PID" 2>/dev/null || true
-    fi
+    local p
+    for p in "$RECEIVER_PID" "$LAZY_PID" "$DUMP_PID"; do
+        if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then
+            kill -TERM "$p" 2>/dev/null || true
+            wait "$p" 2>/dev/null || true
+        fi
+    done
+    [ -z "$OLD_PIPE_MAX" ] || sysctl -qw fs.pipe-max-size="$OLD_PIPE_MAX" || true
     if [ $GUARD_SET -eq 1 ]; then
         in_to nft delete table inet "$GUARD" 2>/dev/null || true
     fi
     if [ $RESULT -ne 0 ]; then
         echo "plain-migrate: failed at stage '$STAGE'; logs in $IMAGES" >&2
         local log
-        for log in "$DUMP_DIR/dump.log" "$RECV_DIR/restore.log" "$DUMP_DIR/rollback.log"; do
+        for log in "$DUMP_DIR/dump.log" "$RECV_DIR/restore.log" "$RECV_DIR/lazy.log" "$DUMP_DIR/rollback.log"; do
             [ -s "$log" ] || continue
             echo "--- last lines of $log:" >&2
             grep -E 'Error|error|fail' "$log" | tail -n 8 >&2 || true
@@ -194,9 +232,34 @@ tables_before=$(criu_tables "$FROM_NS")
 
 # 2. Dump inside FROM's network namespace.
 STAGE=dump
+if [ $LAZY -eq 1 ]; then
+    # userfaultfd hands pages over through pipes of up to 4 MiB.
+    cur=$(sysctl -n fs.pipe-max-size)
+    if [ "$cur" -lt 4194304 ]; then
+        OLD_PIPE_MAX=$cur
+        sysctl -qw fs.pipe-max-size=4194304
+    fi
+fi
 t_dump0=$(now_ns)
-in_from criu dump -t "$PID" -D "$DUMP_DIR" -o dump.log --skip-in-flight "${CRIU_COMMON[@]}" ||
-    die "criu dump of $PID failed (the process runs on in $FROM): $(grep -E 'Error' "$DUMP_DIR/dump.log" | tail -n 3)"
+if [ $LAZY -eq 0 ]; then
+    in_from criu dump -t "$PID" -D "$DUMP_DIR" -o dump.log --skip-in-flight "${CRIU_COMMON[@]}" ||
+        die "criu dump of $PID failed (the process runs on in $FROM): $(grep -E 'Error' "$DUMP_DIR/dump.log" | tail -n 3)"
+else
+    # The dump writes every image but the memory, then serves the memory
+    # from its page server until TO's lazy-pages daemon has it all.
+    in_from criu dump -t "$PID" -D "$DUMP_DIR" -o dump.log --skip-in-flight "${CRIU_COMMON[@]}" \
+        --lazy-pages --address "$FROM_IP" --port "$PAGE_PORT" </dev/null &
+    DUMP_PID=$!
+    for ((i = 0; i < 3000; i++)); do
+        grep -q 'Starting lazy pages server' "$DUMP_DIR/dump.log" 2>/dev/null && break
+        if ! kill -0 "$DUMP_PID" 2>/dev/null; then
+            DUMP_PID=
+            die "criu dump --lazy-pages of $PID failed: $(grep -E 'Error' "$DUMP_DIR/dump.log" | tail -n 3)"
+        fi
+        sleep 0.005
+    done
+    grep -q 'Starting lazy pages server' "$DUMP_DIR/dump.log" || die "criu dump --lazy-pages: no page server after 15 s"
+fi
 t_dump1=$(now_ns)
 
 # 3. The addresses leave FROM; CRIU's lock table there has done its job
@@ -205,22 +268,29 @@ STAGE=release-from
 for addr in "${SERVICE_IPS[@]}"; do
     "$HOSTS" service-ip del "$FROM" "$addr"
 done
-for table in $(comm -13 <(echo "$tables_before") <(criu_tables "$FROM_NS")); do
-    in_from nft delete table inet "$table"
-done
+# In lazy mode the dump still runs (and holds its lock) until the pages
+# have moved: its table goes after that.
+release_from_tables() {
+    local table
+    for table in $(comm -13 <(echo "$tables_before") <(criu_tables "$FROM_NS")); do
+        in_from nft delete table inet "$table"
+    done
+}
+[ $LAZY -eq 1 ] || release_from_tables
 
 # 4. The images cross the link: tar in FROM's netns, streamed to TO.
 STAGE=transfer
 t_xfer0=$(now_ns)
 link_rx0=$(cat "/sys/class/net/spmv-$FROM/statistics/rx_bytes")
 # shellcheck disable=SC2016 # expanded by the inner shell
-in_from bash -c 'set -o pipefail; tar -C "$1" -cf - . | socat -u STDIN "TCP:$2:$3,retry=50,interval=0.02"' \
+in_from bash -c 'set -o pipefail; tar -C "$1" --exclude=./dump.log -cf - . | socat -u STDIN "TCP:$2:$3,retry=50,interval=0.02"' \
     sh "$DUMP_DIR" "$TO_IP" "$PORT" || die "sending the images from $FROM to $TO failed"
 wait "$RECEIVER_PID" || die "the receiver in $TO failed: $(cat "$IMAGES/receiver.log")"
 RECEIVER_PID=
 t_xfer1=$(now_ns)
 link_rx1=$(cat "/sys/class/net/spmv-$FROM/statistics/rx_bytes")
-image_bytes=$(du -sb "$DUMP_DIR" | awk '{print $1}')
+# dump.log stays behind (in lazy mode criu is still writing it).
+image_bytes=$(du -sb --exclude=dump.log "$DUMP_DIR" | awk '{print $1}')
 recv_bytes=$(du -sb "$RECV_DIR" | awk '{print $1}')
 link_bytes=$((link_rx1 - link_rx0))
 # The receiver's copy must be whole and must really have crossed the link.
@@ -235,6 +305,12 @@ rollback() {
         "$HOSTS" service-ip del "$TO" "$addr" || true
         "$HOSTS" service-ip add "$FROM" "$addr" || true
     done
+    if [ $LAZY -eq 1 ]; then
+        # The source tree is still held by criu dump (its memory was never
+        # shipped); what CRIU does with it when interrupted is CRIU's call.
+        echo "plain-migrate: lazy restore in $TO failed; stopping criu dump (pid $DUMP_PID) in $FROM: process $PID is $( [ -e "/proc/$PID" ] && echo "still there" || echo "gone")" >&2
+        return 0
+    fi
     if in_from criu restore -d -D "$DUMP_DIR" -o rollback.log "${CRIU_COMMON[@]}"; then
         echo "plain-migrate: restore in $TO failed; process $PID restored back in $FROM" >&2
     else
@@ -247,11 +323,16 @@ rollback() {
 STAGE=restore
 # A restored PID must be free: the dumped tree's zombies must have been
 # reaped by their parent.
-for ((i = 0; i < 200; i++)); do
-    [ -e "/proc/$PID" ] || break
-    sleep 0.01
-done
-[ ! -e "/proc/$PID" ] || { rollback; die "pid $PID is still taken after the dump (an unreaped zombie?): cannot restore"; }
+if [ $LAZY -eq 0 ]; then
+    for ((i = 0; i < 200; i++)); do
+        [ -e "/proc/$PID" ] || break
+        sleep 0.01
+    done
+    [ ! -e "/proc/$PID" ] || {
+        rollback
+        die "pid $PID is still taken after the dump (an unreaped zombie?): cannot restore"
+    }
+fi
 ip_set=$(
     IFS=,
     echo "${SERVICE_IPS[*]}"
@@ -271,7 +352,23 @@ for addr in "${SERVICE_IPS[@]}"; do
     "$HOSTS" service-ip add "$TO" "$addr"
 done
 t_rst0=$(now_ns)
-if ! in_to criu restore -d -D "$RECV_DIR" -o restore.log "${CRIU_COMMON[@]}"; then
+RESTORE_LAZY=()
+if [ $LAZY -eq 1 ]; then
+    # The daemon serves the restore's page faults over a socket in the
+    # images directory, fetching pages from FROM's page server.
+    in_to criu lazy-pages --page-server --address "$FROM_IP" --port "$PAGE_PORT" \
+        -D "$RECV_DIR" -o lazy.log -v4 </dev/null &
+    LAZY_PID=$!
+    for ((i = 0; i < 1000; i++)); do
+        [ -S "$RECV_DIR/lazy-pages.socket" ] && break
+        kill -0 "$LAZY_PID" 2>/dev/null || die "criu lazy-pages in $TO failed: $(grep Error "$RECV_DIR/lazy.log" | tail -n 3)"
+        sleep 0.005
+    done
+    [ -S "$RECV_DIR/lazy-pages.socket" ] || die "criu lazy-pages in $TO: no socket after 5 s"
+    RESTORE_LAZY=(--lazy-pages)
+fi
+if ! in_to criu restore -d -D "$RECV_DIR" -o restore.log --pidfile "$RECV_DIR/restored.pid" \
+    "${RESTORE_LAZY[@]}" "${CRIU_COMMON[@]}"; then
     in_to nft delete table inet "$GUARD" 2>/dev/null || true
     GUARD_SET=0
     rollback
@@ -284,10 +381,25 @@ if [ $GUARD_SET -eq 1 ]; then
 fi
 t_done=$(now_ns)
 
+# Post-copy: the tree already serves; its memory keeps arriving.
+t_all=$t_done
+if [ $LAZY -eq 1 ]; then
+    STAGE=post-copy
+    wait "$LAZY_PID" || die "criu lazy-pages in $TO failed: $(grep Error "$RECV_DIR/lazy.log" | tail -n 3)"
+    LAZY_PID=
+    wait "$DUMP_PID" || die "criu dump --lazy-pages in $FROM failed at the end: $(grep Error "$DUMP_DIR/dump.log" | tail -n 3)"
+    DUMP_PID=
+    t_all=$(now_ns)
+    release_from_tables
+fi
+
 STAGE=verify
-[ -d "/proc/$PID" ] || die "criu restore returned but process $PID does not exist"
-[ "$(netns_inode "/proc/$PID/ns/net")" == "$(netns_inode "$TO_NS")" ] ||
-    die "restored process $PID is not in host $TO's network namespace"
+NEW_PID=$(cat "$RECV_DIR/restored.pid" 2>/dev/null || true)
+[[ $NEW_PID =~ ^[0-9]+$ ]] || die "criu restore wrote no pid file"
+[ $LAZY -eq 1 ] || [ "$NEW_PID" -eq "$PID" ] || die "criu restore gave pid $NEW_PID for $PID"
+[ -d "/proc/$NEW_PID" ] || die "criu restore returned but process $NEW_PID does not exist"
+[ "$(netns_inode "/proc/$NEW_PID/ns/net")" == "$(netns_inode "$TO_NS")" ] ||
+    die "restored process $NEW_PID is not in host $TO's network namespace"
 
 # Freeze start. CRIU's log lines carry the time since criu started, e.g.
 # "(00.018786) Seized task 1021, state 1": the first "Seized task" is when
@@ -302,7 +414,12 @@ log_us() {
 }
 seize_us=$(log_us 'Seized task' head)
 end_us=$(log_us '' tail)
-if [ -n "$seize_us" ] && [ -n "$end_us" ] && [ "$end_us" -ge "$seize_us" ]; then
+if [ $LAZY -eq 1 ] && [ -n "$seize_us" ]; then
+    # The lazy dump's log runs on after the restore: count from its start
+    # (an overestimate by criu's start-up, some milliseconds).
+    t_freeze=$((t_dump0 + seize_us * 1000))
+    freeze_source="dump log (first 'Seized task', counted from the start of criu dump)"
+elif [ -n "$seize_us" ] && [ -n "$end_us" ] && [ "$end_us" -ge "$seize_us" ]; then
     t_freeze=$((t_dump1 - (end_us - seize_us) * 1000))
     freeze_source="dump log (first 'Seized task', counted back from the end of criu dump)"
 else
@@ -315,6 +432,9 @@ xfer_ms=$(ms_between "$t_xfer0" "$t_xfer1")
 restore_ms=$(ms_between "$t_rst0" "$t_rst1")
 total_ms=$(ms_between "$t_dump0" "$t_done")
 downtime_ms=$(ms_between "$t_freeze" "$t_done")
+postcopy_ms=$(ms_between "$t_done" "$t_all")
+mode=stop-and-copy
+[ $LAZY -eq 0 ] || mode=lazy-pages
 image_mb=$(awk -v b="$image_bytes" 'BEGIN { printf "%.2f", b / 1048576 }')
 link_mb=$(awk -v b="$link_bytes" 'BEGIN { printf "%.2f", b / 1048576 }')
 ips_json=$(printf '"%s",' "${SERVICE_IPS[@]}")
@@ -323,16 +443,17 @@ ips_json="[${ips_json%,}]"
 
 RESULT=0
 if [ $JSON -eq 1 ]; then
-    printf '{"pid":%d,"from":"%s","to":"%s","service_ips":%s,"dump_ms":%d,"transfer_ms":%d,"transfer_mb":%s,"link_mb":%s,"restore_ms":%d,"total_ms":%d,"downtime_ms":%d,"downtime_from":"%s","images":"%s"}\n' \
-        "$PID" "$FROM" "$TO" "$ips_json" "$dump_ms" "$xfer_ms" "$image_mb" "$link_mb" \
-        "$restore_ms" "$total_ms" "$downtime_ms" "$freeze_source" "$( ((KEEP)) && echo "$IMAGES" || echo "")"
+    printf '{"mode":"%s","pid":%d,"new_pid":%d,"from":"%s","to":"%s","service_ips":%s,"dump_ms":%d,"transfer_ms":%d,"transfer_mb":%s,"link_mb":%s,"restore_ms":%d,"total_ms":%d,"downtime_ms":%d,"postcopy_ms":%d,"downtime_from":"%s","images":"%s"}\n' \
+        "$mode" "$PID" "$NEW_PID" "$FROM" "$TO" "$ips_json" "$dump_ms" "$xfer_ms" "$image_mb" "$link_mb" \
+        "$restore_ms" "$total_ms" "$downtime_ms" "$postcopy_ms" "$freeze_source" "$( ((KEEP)) && echo "$IMAGES" || echo "")"
 else
-    echo "plain-migrate: pid $PID moved from host $FROM to host $TO (service addresses: ${SERVICE_IPS[*]:-none})"
-    echo "  dump      $dump_ms ms"
+    echo "plain-migrate ($mode): pid $PID moved from host $FROM to host $TO as pid $NEW_PID (service addresses: ${SERVICE_IPS[*]:-none})"
+    echo "  dump      $dump_ms ms$( ((LAZY)) && echo " (until the non-memory images were written)")"
     echo "  transfer  $xfer_ms ms ($image_mb MB of images; $link_mb MB crossed spmv-$FROM)"
     echo "  restore   $restore_ms ms"
     echo "  total     $total_ms ms"
     echo "  downtime  $downtime_ms ms (freeze start from the $freeze_source, to restored and unguarded)"
+    ((LAZY)) && echo "  post-copy $postcopy_ms ms more until every page had moved"
     ((KEEP)) && echo "  images    $IMAGES"
 fi
 exit 0

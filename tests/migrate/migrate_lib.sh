@@ -17,6 +17,8 @@ MIGRATE_WORK=
 MIGRATE_CREATED_HOSTS=()
 MIGRATE_PIDS=()
 MIGRATE_CLEANUP_HOOKS=()
+MIGRATE_CAPTURES=()
+MIGRATE_SERVICE_IPS=() # "HOST IP" the test added; removed at exit wherever they are
 
 mig_fail() {
     echo "FAIL: $*" >&2
@@ -47,6 +49,9 @@ mig_cleanup() {
     for hook in "${MIGRATE_CLEANUP_HOOKS[@]}"; do
         "$hook" || true
     done
+    for name in "${MIGRATE_CAPTURES[@]}"; do
+        "$MIGRATE_HOSTS_SH" capture stop "$name" >/dev/null 2>&1 || true
+    done
     for pid in "${MIGRATE_PIDS[@]}"; do
         [ -n "$pid" ] || continue
         kill -KILL "$pid" 2>/dev/null || true
@@ -55,8 +60,14 @@ mig_cleanup() {
         [ -n "$pid" ] || continue
         cr_wait_gone "$pid" 10 || echo "warning: pid $pid still present after cleanup" >&2
     done
+    local entry ns
+    for entry in "${MIGRATE_SERVICE_IPS[@]}"; do
+        for ns in /run/netns/spm-*; do
+            [ -e "$ns" ] || continue
+            nsenter --net="$ns" ip addr del "${entry#* }/32" dev eth0 2>/dev/null || true
+        done
+    done
     for name in "${MIGRATE_CREATED_HOSTS[@]}"; do
-        "$MIGRATE_HOSTS_SH" capture stop "$name" >/dev/null 2>&1 || true
         "$MIGRATE_HOSTS_SH" down "$name" >/dev/null || echo "warning: hosts.sh down $name failed" >&2
     done
     if [ -n "$MIGRATE_WORK" ] && [ -z "${MIGRATE_KEEP:-}" ]; then
@@ -129,4 +140,37 @@ mig_host_has_ip() {
 # mig_nft_tables NAME: the nft tables in host NAME (one "family name" a line).
 mig_nft_tables() {
     nsenter --net="/run/netns/spm-$1" nft list tables 2>/dev/null | awk '{print $2 " " $3}'
+}
+
+# mig_capture_start NAME FILE / mig_capture_stop NAME: tcpdump on host
+# NAME's link (root side); a capture still running at exit is stopped.
+mig_capture_start() {
+    "$MIGRATE_HOSTS_SH" capture start "$1" "$2" >/dev/null || mig_fail "capture on host $1 did not start"
+    MIGRATE_CAPTURES+=("$1")
+}
+
+mig_capture_stop() {
+    "$MIGRATE_HOSTS_SH" capture stop "$1" >/dev/null || mig_fail "capture on host $1 did not stop"
+    local kept=() name
+    for name in "${MIGRATE_CAPTURES[@]}"; do
+        [ "$name" == "$1" ] || kept+=("$name")
+    done
+    MIGRATE_CAPTURES=("${kept[@]}")
+}
+
+# mig_service_ip_add NAME IP: adds a service address to host NAME; it is
+# removed from whichever host holds it at exit.
+mig_service_ip_add() {
+    "$MIGRATE_HOSTS_SH" service-ip add "$1" "$2" || mig_fail "hosts.sh service-ip add $1 $2 failed"
+    MIGRATE_SERVICE_IPS+=("$1 $2")
+}
+
+# mig_host_is_ours NAME: this test created host NAME (so nothing else runs
+# in it).
+mig_host_is_ours() {
+    local name
+    for name in "${MIGRATE_CREATED_HOSTS[@]}"; do
+        [ "$name" != "$1" ] || return 0
+    done
+    return 1
 }

@@ -2,10 +2,10 @@
 # Plain-CRIU live migration between simulated hosts (scripts/plain-migrate.sh
 # over scripts/hosts.sh): the baseline SPM is compared against and the proof
 # that the network part works. A redis-server (Debian's, no persistence)
-# serves on a service address in host a; clients in the root namespace hold
+# serves on a service address in host p; clients in the root namespace hold
 # established connections: one idle (bash /dev/tcp), one pinging every 5 ms
-# throughout (resp_probe.py). The service moves a -> b with 1000 keys and a
-# 1 MiB value, then b -> a holding 64 MiB more. After each move: the process
+# throughout (resp_probe.py). The service moves p -> q with 1000 keys and a
+# 1 MiB value, then q -> p holding 64 MiB more. After each move: the process
 # is gone from the source and runs in the destination's network namespace
 # under the same PID; every value is there; both connections opened before
 # the move still work and are the same server-side connections (CLIENT ID);
@@ -13,23 +13,38 @@
 # on the veths, first move); the address is on the destination only; no
 # CRIU lock or guard table is left in either host. Prints plain-migrate's
 # numbers and the longest gap a client saw.
+#
+# usage: plain_migrate.sh [--lazy-pages]
+# With --lazy-pages both moves are post-copy (plain-migrate.sh --lazy-pages):
+# redis runs as the init of its own PID namespace (unshare --pid --fork),
+# the restored copy gets a new host PID, and the source PID must be gone
+# once every page has moved.
 set -euo pipefail
 # shellcheck source=migrate_lib.sh
 source "${MIGRATE_LIB:?run from meson}"
 mig_require redis-server redis-cli python3 tcpdump
 mig_setup
 
-FROM=${MIGRATE_FROM:-a}
-TO=${MIGRATE_TO:-b}
+# Hosts of its own (10.77.0.16 and .17): the demo and the SPM migration
+# tests use a, b, c, and may be up on this machine at the same time.
+FROM=${MIGRATE_FROM:-p}
+TO=${MIGRATE_TO:-q}
 SIP=${MIGRATE_SERVICE_IP:-10.77.0.150}
 PORT=6379
 PROBE=$(dirname "$MIGRATE_LIB")/resp_probe.py
 W=$MIGRATE_WORK
 REPORTS=()
+LAZY_ARGS=()
+MODE="stop-and-copy"
+if [ "${1:-}" == "--lazy-pages" ]; then
+    LAZY_ARGS=(--lazy-pages)
+    MODE="lazy-pages"
+    command -v unshare >/dev/null || cr_skip "unshare is missing (Debian: util-linux)"
+fi
 
 mig_service_ip_free "$SIP" || mig_fail "service address $SIP is already held by a host: another test or demo is running"
 mig_hosts_up "$FROM" "$TO"
-"$MIGRATE_HOSTS_SH" service-ip add "$FROM" "$SIP" || mig_fail "hosts.sh service-ip add $FROM $SIP failed"
+mig_service_ip_add "$FROM" "$SIP"
 
 PROBE_PID=
 close_clients() {
@@ -45,11 +60,28 @@ cli() { redis-cli -h "$SIP" -p "$PORT" "$@"; }
 
 # The service, in its own session (no --shell-job), started with nsenter
 # --net so it shares the machine's mount namespace.
+# Post-copy needs it to be the init of its own PID namespace.
 mkdir -p "$W/redis"
-nsenter --net="/run/netns/spm-$FROM" -- setsid redis-server --save '' --appendonly no \
-    --bind "$SIP" --port "$PORT" --protected-mode no --enable-debug-command yes \
-    --dir "$W/redis" --pidfile "$W/redis.pid" --logfile "$W/redis.log" </dev/null >/dev/null 2>&1 &
-PID=$!
+REDIS=(redis-server --save '' --appendonly no --bind "$SIP" --port "$PORT" --protected-mode no
+    --enable-debug-command yes --dir "$W/redis" --pidfile "$W/redis.pid" --logfile "$W/redis.log")
+if [ $MODE == lazy-pages ]; then
+    nsenter --net="/run/netns/spm-$FROM" -- unshare --pid --fork setsid "${REDIS[@]}" \
+        </dev/null >/dev/null 2>&1 &
+    UNSHARE_PID=$!
+    MIGRATE_PIDS+=("$UNSHARE_PID")
+    PID=
+    for ((i = 0; i < 200; i++)); do
+        PID=$(cat "/proc/$UNSHARE_PID/task/$UNSHARE_PID/children" 2>/dev/null | awk '{print $1}')
+        [ -n "$PID" ] && break
+        sleep 0.02
+    done
+    [ -n "$PID" ] || mig_fail "unshare (pid $UNSHARE_PID) started no redis-server"
+    EXPECTED_PIDFILE=1
+else
+    nsenter --net="/run/netns/spm-$FROM" -- setsid "${REDIS[@]}" </dev/null >/dev/null 2>&1 &
+    PID=$!
+    EXPECTED_PIDFILE=$PID
+fi
 MIGRATE_PIDS+=("$PID")
 for ((i = 0; i < 200; i++)); do
     [ "$(cli PING 2>/dev/null)" == "PONG" ] && break
@@ -57,9 +89,10 @@ for ((i = 0; i < 200; i++)); do
     sleep 0.05
 done
 [ "$(cli PING 2>/dev/null)" == "PONG" ] || mig_fail "redis-server in $FROM does not answer on $SIP:$PORT"
-[ "$(cat "$W/redis.pid")" == "$PID" ] || mig_fail "redis pid file says $(cat "$W/redis.pid"), started $PID"
+[ "$(cat "$W/redis.pid")" == "$EXPECTED_PIDFILE" ] ||
+    mig_fail "redis pid file says $(cat "$W/redis.pid"), expected $EXPECTED_PIDFILE"
 [ "$(mig_pid_host "$PID")" == "$FROM" ] || mig_fail "redis $PID is in $(mig_pid_host "$PID"), not host $FROM"
-cr_log "redis-server pid $PID in host $FROM on $SIP:$PORT"
+cr_log "redis-server pid $PID in host $FROM on $SIP:$PORT ($MODE)"
 
 # resp FD LINE: sends an inline command on FD, prints the reply (the bulk
 # string's content for $-replies).
@@ -129,20 +162,36 @@ migrate() {
     id_before=$(resp 3 "CLIENT ID") || mig_fail "$label: CLIENT ID on the idle connection"
     [ "$(resp 3 "SET conn:$label $marker")" == "+OK" ] || mig_fail "$label: SET on the idle connection"
     if [ -n "$capture" ]; then
-        "$MIGRATE_HOSTS_SH" capture start "$src" "$W/$label-$src.pcap" >/dev/null
-        "$MIGRATE_HOSTS_SH" capture start "$dst" "$W/$label-$dst.pcap" >/dev/null
+        mig_capture_start "$src" "$W/$label-$src.pcap"
+        mig_capture_start "$dst" "$W/$label-$dst.pcap"
     fi
     sleep 0.3 # the probe has a steady rhythm before the freeze
 
     local json
     json=$("$MIGRATE_PLAIN_SH" "$PID" "$src" "$dst" --json --images "$W/img-$label" \
-        2>"$W/plain-migrate-$label.log") ||
+        "${LAZY_ARGS[@]}" 2>"$W/plain-migrate-$label.log") ||
         mig_fail "$label: plain-migrate.sh failed: $(tail -n 20 "$W/plain-migrate-$label.log")"
     cr_log "$label: $json"
+    local old_pid=$PID
+    PID=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["new_pid"])' "$json")
+    MIGRATE_PIDS+=("$PID")
+    if [ $MODE == lazy-pages ]; then
+        [ "$PID" != "$old_pid" ] || mig_fail "$label: a lazy restore into a new PID namespace kept host pid $PID"
+        [ ! -e "/proc/$old_pid" ] || mig_fail "$label: the source pid $old_pid still exists after every page moved"
+        [ "$(awk '/^NSpid:/ {print $NF}' "/proc/$PID/status")" == 1 ] ||
+            mig_fail "$label: restored pid $PID is not the init of a new PID namespace"
+    else
+        [ "$PID" == "$old_pid" ] || mig_fail "$label: stop-and-copy restore changed the pid $old_pid -> $PID"
+    fi
 
     # Where the process is now.
     [ "$(mig_pid_host "$PID")" == "$dst" ] || mig_fail "$label: pid $PID is in [$(mig_pid_host "$PID")], not host $dst"
-    ! ip netns pids "spm-$src" | grep -qx "$PID" || mig_fail "$label: pid $PID still in host $src"
+    if mig_host_is_ours "$src"; then
+        [ -z "$(ip netns pids "spm-$src")" ] ||
+            mig_fail "$label: processes still in host $src: $(ip netns pids "spm-$src" | tr '\n' ' ')"
+    else
+        ! ip netns pids "spm-$src" | grep -qx "$old_pid" || mig_fail "$label: pid $old_pid still in host $src"
+    fi
     [ "$(cat "/proc/$PID/comm")" == "redis-server" ] || mig_fail "$label: pid $PID is [$(cat "/proc/$PID/comm")]"
     mig_host_has_ip "$dst" "$SIP" || mig_fail "$label: $SIP is not on host $dst"
     ! mig_host_has_ip "$src" "$SIP" || mig_fail "$label: $SIP is still on host $src"
@@ -178,8 +227,8 @@ EOF
     [ "$(cli GET "conn:$label")" == "$marker" ] || mig_fail "$label: a new connection after the move fails"
 
     if [ -n "$capture" ]; then
-        "$MIGRATE_HOSTS_SH" capture stop "$src" >/dev/null
-        "$MIGRATE_HOSTS_SH" capture stop "$dst" >/dev/null
+        mig_capture_stop "$src"
+        mig_capture_stop "$dst"
         local f resets service_packets
         for f in "$W/$label-$src.pcap" "$W/$label-$dst.pcap"; do
             resets=$(tcpdump -nr "$f" "host $SIP and tcp[tcpflags] & tcp-rst != 0" 2>/dev/null | wc -l)
@@ -209,7 +258,7 @@ migrate big "$TO" "$FROM"
 verify_small "big $TO->$FROM"
 verify_big "big $TO->$FROM"
 
-echo "==== measured (plain CRIU stop-and-copy between network-namespace hosts; redis RSS $((rss_kb / 1024)) MiB for the second) ===="
+echo "==== measured (plain CRIU $MODE between network-namespace hosts; redis RSS $((rss_kb / 1024)) MiB for the second) ===="
 for line in "${REPORTS[@]}"; do
     echo "  $line"
 done
