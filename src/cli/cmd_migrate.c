@@ -166,8 +166,9 @@ static void print_migration_report(const char *line)
     printf("migration report\n");
     if (field(line, "id", v, sizeof(v)))
         printf("  migration id:   %s\n", v);
+    char to[128];
     if (field(line, "pid", v, sizeof(v)))
-        printf("  process:        pid %s -> %s\n", v, field(line, "to", v, sizeof(v)) ? v : "?");
+        printf("  process:        pid %s -> %s\n", v, field(line, "to", to, sizeof(to)) ? to : "?");
     if (field(line, "mode", v, sizeof(v)))
         printf("  mode:           %s\n", strcmp(v, "post") == 0 ? "post-copy" : "stop-and-copy");
     printf("  total time:     %.1f ms\n", field_double(line, "total_ms"));

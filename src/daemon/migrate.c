@@ -448,8 +448,25 @@ static int service_ip_add(const char *ip)
         return ret < 0 ? ret : -EIO;
     }
     address_only(ip, addr, sizeof(addr));
-    char *arp[] = {"arping", "-U", "-c", "1", "-I", dev, addr, NULL};
-    (void)run(arp, NULL, NULL, &status, NULL);
+    /* arping waits a second for replies that never come to an unsolicited
+     * ARP: run it detached (a grandchild re-parented away from us). */
+    pid_t child = fork();
+    if (child == 0) {
+        if (fork() == 0) {
+            int null = open("/dev/null", O_RDWR);
+            if (null >= 0) {
+                dup2(null, 0);
+                dup2(null, 1);
+                dup2(null, 2);
+            }
+            execlp("arping", "arping", "-U", "-c", "1", "-I", dev, addr, (char *)NULL);
+            _exit(127);
+        }
+        _exit(0);
+    }
+    if (child > 0)
+        while (waitpid(child, &status, 0) < 0 && errno == EINTR)
+            ;
     return 0;
 }
 
@@ -467,9 +484,15 @@ static int service_ip_del(const char *ip)
     return ret < 0 ? ret : status == 0 ? 0 : -ENOENT;
 }
 
+static char process_state(int pid);
+
+/* A zombie is not alive: it only waits for its parent to reap it. */
 static bool process_alive(int pid)
 {
-    return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+    if (pid <= 0 || (kill(pid, 0) < 0 && errno != EPERM))
+        return false;
+    char state = process_state(pid);
+    return state != 'Z' && state != 'X' && state != 0;
 }
 
 /* The state letter of /proc/PID/stat ('T' stopped), or 0. */
@@ -1292,7 +1315,11 @@ static int send_go(struct spm_tls_conn *c, struct spmd_wire_running *running, ch
 static int parse_refs(const char *text, struct spm_me_checkpoint_ref *refs, size_t capacity,
                       size_t *count)
 {
-    return spm_control_parse_refs(text, refs, capacity, count);
+    /* The journal keeps the value of the export's refs= field. */
+    char line[sizeof(((struct journal *)0)->refs) + 8];
+    if (fmt_text(line, sizeof(line), "refs=%s", text) >= (int)sizeof(line))
+        return -E2BIG;
+    return spm_control_parse_refs(line, refs, capacity, count);
 }
 
 /* Settles a migration interrupted at or after "handover": the MEs decide
@@ -1815,13 +1842,9 @@ static int dest_file_end(struct incoming *in, const uint8_t *body, size_t size, 
     }
     memcpy(&end, body, sizeof(end));
     spm_sha256_final(&in->hash, digest);
-    int ret = fsync(in->fd) < 0 ? -errno : 0;
+    /* Made durable all at once at IMAGES_DONE (syncfs). */
     close(in->fd);
     in->fd = -1;
-    if (ret < 0) {
-        fmt_text(why, why_size, "cannot fsync an image file: %s", strerror(-ret));
-        return ret;
-    }
     if (memcmp(digest, end.sha256, 32) != 0) {
         fmt_text(why, why_size, "an image file arrived damaged (digest mismatch)");
         return -EBADMSG;
@@ -1831,12 +1854,14 @@ static int dest_file_end(struct incoming *in, const uint8_t *body, size_t size, 
     return 0;
 }
 
+/* Every image file and the directory on stable storage: one syncfs for
+ * the lot is far cheaper than an fsync per file. */
 static int fsync_dir(const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
-    int ret = fsync(fd) < 0 ? -errno : 0;
+    int ret = syncfs(fd) < 0 || fsync(fd) < 0 ? -errno : 0;
     close(fd);
     return ret;
 }
