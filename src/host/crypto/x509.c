@@ -113,11 +113,104 @@ static bool set_random_serial(X509 *cert)
     return ok;
 }
 
+/* What makes an end-entity certificate a TLS host certificate (NULL for
+ * the platform certificates, which TLS never sees). */
+struct host_names {
+    const char *const *ips;
+    size_t ip_count;
+    const char *const *dns_names;
+    size_t dns_count;
+};
+
+/* A DNS name as a certificate may carry it: LDH labels of 1-63 bytes, no
+ * wildcard, at most 253 bytes. Checked so that the certificate says exactly
+ * what the operator typed and a hostname check cannot be widened. */
+static bool is_dns_name(const char *name)
+{
+    size_t length = strlen(name), label = 0;
+    if (length == 0 || length > 253)
+        return false;
+    for (size_t i = 0; i <= length; i++) {
+        char c = name[i];
+        if (c == '.' || c == 0) {
+            if (label == 0 || label > 63 || name[i - 1] == '-')
+                return false;
+            label = 0;
+            continue;
+        }
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        if (!alnum && !(c == '-' && label > 0))
+            return false;
+        label++;
+    }
+    return true;
+}
+
+static bool push_name(GENERAL_NAMES *names, GENERAL_NAME *name)
+{
+    if (name && sk_GENERAL_NAME_push(names, name))
+        return true;
+    GENERAL_NAME_free(name);
+    return false;
+}
+
+/* Adds extendedKeyUsage serverAuth+clientAuth and a subjectAltName built
+ * from typed entries (never from a config string an argument could extend). */
+static int add_host_extensions(X509 *cert, X509V3_CTX *ctx, const struct host_names *host)
+{
+    if (!add_extension(cert, ctx, NID_ext_key_usage, "serverAuth,clientAuth"))
+        return -EIO;
+    GENERAL_NAMES *names = sk_GENERAL_NAME_new_null();
+    if (!names)
+        return -ENOMEM;
+    int ret = -ENOMEM;
+    for (size_t i = 0; i < host->ip_count; i++) {
+        ASN1_OCTET_STRING *ip = a2i_IPADDRESS(host->ips[i]);
+        if (!ip) {
+            spm_error("'%s' is not an IPv4 or IPv6 address", host->ips[i]);
+            ret = -EINVAL;
+            goto out;
+        }
+        GENERAL_NAME *name = GENERAL_NAME_new();
+        if (name)
+            GENERAL_NAME_set0_value(name, GEN_IPADD, ip);
+        else
+            ASN1_OCTET_STRING_free(ip);
+        if (!push_name(names, name))
+            goto out;
+    }
+    for (size_t i = 0; i < host->dns_count; i++) {
+        if (!is_dns_name(host->dns_names[i])) {
+            spm_error("'%s' is not a DNS name (letters, digits, '-' and '.', no wildcard)",
+                      host->dns_names[i]);
+            ret = -EINVAL;
+            goto out;
+        }
+        ASN1_IA5STRING *dns = ASN1_IA5STRING_new();
+        if (!dns || ASN1_STRING_set(dns, host->dns_names[i], -1) != 1) {
+            ASN1_IA5STRING_free(dns);
+            goto out;
+        }
+        GENERAL_NAME *name = GENERAL_NAME_new();
+        if (name)
+            GENERAL_NAME_set0_value(name, GEN_DNS, dns);
+        else
+            ASN1_IA5STRING_free(dns);
+        if (!push_name(names, name))
+            goto out;
+    }
+    ret =
+        X509_add1_ext_i2d(cert, NID_subject_alt_name, names, 0, X509V3_ADD_DEFAULT) == 1 ? 0 : -EIO;
+out:
+    GENERAL_NAMES_free(names);
+    return ret;
+}
+
 /* Builds and signs a certificate for subject_key. issuer == NULL makes it
  * self-signed (subject_key then signs). */
 static int build_cert(EVP_PKEY *subject_key, X509 *issuer, EVP_PKEY *issuer_key,
-                      const char *common_name, unsigned days, bool is_ca, char **pem,
-                      size_t *pem_size)
+                      const char *common_name, unsigned days, bool is_ca,
+                      const struct host_names *host, char **pem, size_t *pem_size)
 {
     size_t name_length = common_name ? strlen(common_name) : 0;
     if (name_length == 0 || name_length > MAX_COMMON_NAME || days == 0 || days > MAX_DAYS) {
@@ -155,6 +248,13 @@ static int build_cert(EVP_PKEY *subject_key, X509 *issuer, EVP_PKEY *issuer_key,
              add_extension(cert, &ctx, NID_key_usage, "critical,digitalSignature") &&
              add_extension(cert, &ctx, NID_subject_key_identifier, "hash") &&
              add_extension(cert, &ctx, NID_authority_key_identifier, "keyid:always");
+    if (ok && host) {
+        int host_ret = add_host_extensions(cert, &ctx, host);
+        if (host_ret < 0) {
+            ret = host_ret;
+            goto out;
+        }
+    }
     if (!ok || X509_sign(cert, issuer_key, EVP_sha256()) <= 0)
         goto out;
 
@@ -179,7 +279,7 @@ int spm_x509_create_ca(const struct spm_ec_key *key, const char *common_name, un
                        char **pem, size_t *pem_size)
 {
     EVP_PKEY *pkey = spm_ec_key_evp(key);
-    return build_cert(pkey, NULL, pkey, common_name, days, true, pem, pem_size);
+    return build_cert(pkey, NULL, pkey, common_name, days, true, NULL, pem, pem_size);
 }
 
 static bool cert_is_ca(X509 *cert)
@@ -229,7 +329,31 @@ int spm_x509_issue(const struct spm_ec_key *ca_key, const char *ca_pem, size_t c
     int ret = check_ca(ca, ca_key);
     if (ret == 0)
         ret = build_cert(spm_ec_key_evp(subject_key), ca, spm_ec_key_evp(ca_key), common_name, days,
-                         false, pem, pem_size);
+                         false, NULL, pem, pem_size);
+    X509_free(ca);
+    return ret;
+}
+
+int spm_x509_issue_host(const struct spm_ec_key *ca_key, const char *ca_pem, size_t ca_pem_size,
+                        const struct spm_ec_key *subject_key, const char *common_name,
+                        const char *const *ips, size_t ip_count, const char *const *dns_names,
+                        size_t dns_count, unsigned days, char **pem, size_t *pem_size)
+{
+    if (ip_count + dns_count == 0 || ip_count > SPM_X509_MAX_HOST_NAMES ||
+        dns_count > SPM_X509_MAX_HOST_NAMES - ip_count) {
+        spm_error("a host certificate needs 1-%u subject alternative names (IP addresses and DNS "
+                  "names together)",
+                  SPM_X509_MAX_HOST_NAMES);
+        return -EINVAL;
+    }
+    const struct host_names host = {ips, ip_count, dns_names, dns_count};
+    X509 *ca = parse_one_cert(ca_pem, ca_pem_size);
+    if (!ca)
+        return -EBADMSG;
+    int ret = check_ca(ca, ca_key);
+    if (ret == 0)
+        ret = build_cert(spm_ec_key_evp(subject_key), ca, spm_ec_key_evp(ca_key), common_name, days,
+                         false, &host, pem, pem_size);
     X509_free(ca);
     return ret;
 }

@@ -30,6 +30,24 @@ int spm_x509_issue(const struct spm_ec_key *ca_key, const char *ca_pem, size_t c
                    const struct spm_ec_key *subject_key, const char *common_name, unsigned days,
                    char **pem, size_t *pem_size) __attribute__((warn_unused_result));
 
+/* At most this many subject alternative names in a host certificate. */
+#define SPM_X509_MAX_HOST_NAMES 32u
+
+/* Issues a TLS host certificate for spmd, as spm_x509_issue does, with in
+ * addition extendedKeyUsage serverAuth+clientAuth (every spmd is both a
+ * migration source and a destination) and a subjectAltName holding the IP
+ * addresses `ips` (IPv4 or IPv6 text) and the DNS names `dns_names` (LDH
+ * labels, no wildcard), in that order; the arrays and strings are borrowed.
+ * At least one and at most SPM_X509_MAX_HOST_NAMES names in all: a TLS
+ * client matches the host it dialled against these, never against the CN.
+ * -EINVAL (no name, too many, a malformed IP or DNS name; logged), and the
+ * errors of spm_x509_issue. */
+int spm_x509_issue_host(const struct spm_ec_key *ca_key, const char *ca_pem, size_t ca_pem_size,
+                        const struct spm_ec_key *subject_key, const char *common_name,
+                        const char *const *ips, size_t ip_count, const char *const *dns_names,
+                        size_t dns_count, unsigned days, char **pem, size_t *pem_size)
+    __attribute__((warn_unused_result));
+
 /* Checks that `pem` is exactly one PEM certificate of a CA (basicConstraints
  * CA:TRUE, keyCertSign when keyUsage is present) whose key is `key` (NULL:
  * don't check the key). -EBADMSG (not one PEM certificate), -EKEYREJECTED
