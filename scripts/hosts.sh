@@ -293,7 +293,7 @@ cmd_capture_stop() {
             done
             if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
         fi
-        rm -f "$pidfile"
+        rm -f "$pidfile" "$STATE_DIR/capture-$iface.log"
         stopped=$((stopped + 1))
         echo "capture on $iface stopped"
     done

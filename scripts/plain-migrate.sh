@@ -166,6 +166,11 @@ if [ ${#SERVICE_IPS[@]} -eq 0 ]; then
     done < <(in_from ip -4 -o addr show dev eth0 | awk '{print $4}')
 fi
 
+for addr in "${SERVICE_IPS[@]}"; do
+    in_from ip -4 -o addr show dev eth0 | grep -q " $addr/" ||
+        die "service address $addr is not on host $FROM: nothing to move"
+done
+
 if [ -z "$IMAGES" ]; then
     IMAGES=$(mktemp -d /tmp/spm-plain-migrate.XXXXXX)
 fi

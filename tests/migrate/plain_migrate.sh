@@ -11,8 +11,10 @@
 # the move still work and are the same server-side connections (CLIENT ID);
 # a new connection works; no TCP reset crossed either host's link (tcpdump
 # on the veths, first move); the address is on the destination only; no
-# CRIU lock or guard table is left in either host. Prints plain-migrate's
-# numbers and the longest gap a client saw.
+# CRIU lock or guard table is left in either host. Then a move whose
+# restore fails (the destination's port is taken) must roll back to the
+# source with the connection kept. Prints plain-migrate's numbers and the
+# longest gap a client saw.
 #
 # usage: plain_migrate.sh [--lazy-pages]
 # With --lazy-pages both moves are post-copy (plain-migrate.sh --lazy-pages):
@@ -257,6 +259,43 @@ cr_log "redis holds 64 MiB more: RSS $((rss_kb / 1024)) MiB"
 migrate big "$TO" "$FROM"
 verify_small "big $TO->$FROM"
 verify_big "big $TO->$FROM"
+
+# A failed restore rolls back: the destination already has a listener on
+# the service address and port (a bind with ip_nonlocal_bind, in that
+# host's namespace only), so CRIU cannot restore the listening socket there;
+# plain-migrate must put the process back in the source under the same PID
+# with its address, and a connection opened before must still work.
+if [ $MODE == stop-and-copy ]; then
+    nsenter --net="/run/netns/spm-$TO" sysctl -qw net.ipv4.ip_nonlocal_bind=1 ||
+        mig_fail "cannot set ip_nonlocal_bind in host $TO"
+    nsenter --net="/run/netns/spm-$TO" socat "TCP-LISTEN:$PORT,bind=$SIP,reuseaddr" /dev/null \
+        </dev/null >"$W/squatter.log" 2>&1 &
+    SQUATTER=$!
+    MIGRATE_PIDS+=("$SQUATTER")
+    for ((i = 0; i < 100; i++)); do
+        nsenter --net="/run/netns/spm-$TO" ss -Htln "sport = :$PORT" | grep -q . && break
+        sleep 0.02
+    done
+    exec 3<>"/dev/tcp/$SIP/$PORT" || mig_fail "rollback: cannot open the idle connection"
+    [ "$(resp 3 "SET conn:rollback kept")" == "+OK" ] || mig_fail "rollback: SET on the idle connection"
+    if "$MIGRATE_PLAIN_SH" "$PID" "$FROM" "$TO" --images "$W/img-rollback" >"$W/rollback.out" 2>&1; then
+        mig_fail "rollback: plain-migrate succeeded although the destination's port was taken"
+    fi
+    grep -q "restored back in $FROM" "$W/rollback.out" ||
+        mig_fail "rollback: plain-migrate did not report a rollback: $(tail -n 5 "$W/rollback.out")"
+    [ "$(mig_pid_host "$PID")" == "$FROM" ] || mig_fail "rollback: pid $PID is in [$(mig_pid_host "$PID")], not back in $FROM"
+    mig_host_has_ip "$FROM" "$SIP" || mig_fail "rollback: $SIP is not back on host $FROM"
+    ! mig_host_has_ip "$TO" "$SIP" || mig_fail "rollback: $SIP is still on host $TO"
+    [ "$(resp 3 "GET conn:rollback")" == "kept" ] || mig_fail "rollback: the connection opened before does not work"
+    exec 3<&-
+    [ "$(cli GET "conn:rollback")" == "kept" ] || mig_fail "rollback: a new connection does not work"
+    for h in "$FROM" "$TO"; do
+        tables=$(mig_nft_tables "$h" | grep -E 'CRIU-|spm_plain_migrate' || true)
+        [ -z "$tables" ] || mig_fail "rollback: tables left in host $h: $tables"
+    done
+    kill -KILL "$SQUATTER" 2>/dev/null || true
+    cr_log "rollback: restore in $TO refused (port taken); pid $PID serves again in $FROM, connection kept"
+fi
 
 echo "==== measured (plain CRIU $MODE between network-namespace hosts; redis RSS $((rss_kb / 1024)) MiB for the second) ===="
 for line in "${REPORTS[@]}"; do
