@@ -1,0 +1,156 @@
+# shellcheck shell=bash disable=SC2034
+# SPM hosts for the migration tests (sourced, not run): on top of
+# migrate_lib.sh's network namespaces, each host gets what a real SPM host
+# has: its own simulated platform (own root secret and attestation key,
+# provisioned by the build's pinned provisioning CA unless the test says
+# otherwise), its own TLS host identity from one cluster CA, and its own
+# spmd listening for peers inside the host's namespace. Processes share the
+# machine's pid namespace and filesystem, as hosts on one machine must; the
+# control sockets live in one run directory (pids are unique machine-wide).
+#
+# Per-host overrides, set before spm_host_up NAME:
+#   SPM_HOST_CA_<NAME>=DIR     provision the platform from another CA
+#   SPM_HOST_ME_<NAME>=IMAGE   run another Migration Enclave image
+#   SPM_HOST_TLS_CA_<NAME>=DIR issue the host certificate from another CA
+#   SPM_HOST_FAULT_<NAME>=F    spmd's SPMD_FAULT injection point
+#   SPM_HOST_ARGS_<NAME>=...   extra spmd arguments (e.g. --allow-debug)
+
+# shellcheck source=migrate_lib.sh
+source "${MIGRATE_LIB:?run from meson}"
+
+SPM_PROVISIONING_CA=${SPM_PROVISIONING_CA:?run from meson}
+declare -A SPMD_PID
+
+spm_host_index() { printf '%d' "$(($(printf '%d' "'$1") - 96))"; }
+spm_host_ip() { echo "10.77.0.$(spm_host_index "$1")"; }
+spm_in() {
+    local name=$1
+    shift
+    nsenter --net="/run/netns/spm-$name" -- "$@"
+}
+
+# spm_setup: work directory, cluster CA, shared run dir, the plugin.
+spm_setup() {
+    mig_setup
+    cr_find_pieces
+    CR_WORK=$MIGRATE_WORK
+    mkdir -p "$MIGRATE_WORK/run" "$MIGRATE_WORK/plugins"
+    export SPM_RUN_DIR=$MIGRATE_WORK/run
+    "$CR_SPM" ca init --dir "$MIGRATE_WORK/cluster-ca" >/dev/null || mig_fail "spm ca init failed"
+    if cmp -s "$CR_PLUGIN" /usr/lib/criu/spm_criu.so; then
+        unset SPM_CRIU_PLUGIN_DIR
+    else
+        ln -s "$CR_PLUGIN" "$MIGRATE_WORK/plugins/spm_criu.so"
+        export SPM_CRIU_PLUGIN_DIR=$MIGRATE_WORK/plugins
+    fi
+    MIGRATE_CLEANUP_HOOKS+=(spm_cleanup)
+}
+
+spm_cleanup() {
+    local name
+    for name in "${!SPMD_PID[@]}"; do
+        kill -KILL "${SPMD_PID[$name]}" 2>/dev/null || true
+    done
+}
+
+# spm_host_up NAME...: hosts with platform, TLS identity and spmd.
+spm_host_up() {
+    local name
+    mig_hosts_up "$@"
+    for name in "$@"; do
+        local dir=$MIGRATE_WORK/$name upper
+        upper=$(tr a-z A-Z <<<"$name")
+        local ca_var=SPM_HOST_CA_$upper tls_var=SPM_HOST_TLS_CA_$upper
+        local ca=${!ca_var:-$SPM_PROVISIONING_CA} tls_ca=${!tls_var:-$MIGRATE_WORK/cluster-ca}
+        mkdir -p "$dir"
+        "$CR_SPM" platform init --platform "$dir/platform" --ca "$ca" >/dev/null ||
+            mig_fail "platform init for host $name failed"
+        "$CR_SPM" host-cert --dir "$tls_ca" --name "host-$name" --ip "$(spm_host_ip "$name")" \
+            --out "$dir/tls" >/dev/null || mig_fail "host-cert for host $name failed"
+        spm_spmd_start "$name"
+    done
+}
+
+# spm_spmd_start NAME: (re)starts host NAME's spmd; waits until it serves.
+spm_spmd_start() {
+    local name=$1 dir=$MIGRATE_WORK/$1 upper
+    upper=$(tr a-z A-Z <<<"$name")
+    local me_var=SPM_HOST_ME_$upper fault_var=SPM_HOST_FAULT_$upper args_var=SPM_HOST_ARGS_$upper
+    local -a extra
+    read -r -a extra <<<"${!args_var:-}"
+    rm -f "$dir/spmd.sock"
+    SPMD_FAULT=${!fault_var:-} setsid nsenter --net="/run/netns/spm-$name" -- "$CR_SPMD" \
+        --platform "$dir/platform" --state "$dir/state" --socket "$dir/spmd.sock" \
+        --listen "$(spm_host_ip "$name")" --tls-dir "$dir/tls" --name "$name" \
+        --me "${!me_var:-$CR_ME_IMAGE}" "${extra[@]}" </dev/null >>"$dir/spmd.log" 2>&1 &
+    SPMD_PID[$name]=$!
+    local i
+    for ((i = 0; i < 200; i++)); do
+        grep -q "accepting peers" "$dir/spmd.log" 2>/dev/null && return 0
+        kill -0 "${SPMD_PID[$name]}" 2>/dev/null || mig_fail "spmd of host $name exited: $(tail -3 "$dir/spmd.log")"
+        sleep 0.05
+    done
+    mig_fail "spmd of host $name did not start"
+}
+
+# spm_spmd_kill NAME [SIGNAL]
+spm_spmd_kill() {
+    kill "-${2:-KILL}" "${SPMD_PID[$1]}" 2>/dev/null || true
+    wait "${SPMD_PID[$1]}" 2>/dev/null || true
+}
+
+# spm_kvs_start HOST IP: kvs serving on IP:6379 in HOST; sets KVS_PID.
+spm_kvs_start() {
+    local host=$1 ip=$2 dir=$MIGRATE_WORK/$1
+    mig_service_ip_add "$host" "$ip"
+    SPM_PLATFORM=$dir/platform SPM_SPMD_SOCKET=$dir/spmd.sock setsid nsenter \
+        --net="/run/netns/spm-$host" -- "$CR_KVS" --enclave "$CR_KVS_IMAGE" --bind "$ip" \
+        --port 6379 </dev/null >>"$MIGRATE_WORK/kvs.log" 2>&1 &
+    KVS_PID=$!
+    MIGRATE_PIDS+=("$KVS_PID")
+    local i
+    for ((i = 0; i < 200; i++)); do
+        grep -q "kvs: serving" "$MIGRATE_WORK/kvs.log" 2>/dev/null && return 0
+        sleep 0.05
+    done
+    mig_fail "kvs did not start in host $host"
+}
+
+# spm_migrate FROM PID TO [ARGS...]: runs spm migrate on host FROM; its
+# output is in $MIGRATE_WORK/migrate.out, its status in MIGRATE_STATUS.
+spm_migrate() {
+    local from=$1 pid=$2 to=$3
+    shift 3
+    MIGRATE_STATUS=0
+    spm_in "$from" "$CR_SPM" migrate "$pid" --to "$(spm_host_ip "$to")" \
+        --socket "$MIGRATE_WORK/$from/spmd.sock" "$@" >"$MIGRATE_WORK/migrate.out" \
+        2>"$MIGRATE_WORK/migrate.err" || MIGRATE_STATUS=$?
+    sed 's/^/    /' "$MIGRATE_WORK/migrate.out" "$MIGRATE_WORK/migrate.err"
+}
+
+# spm_recover HOST: spm recover on host HOST (output appended to recover.out).
+spm_recover() {
+    local status=0
+    spm_in "$1" "$CR_SPM" recover --socket "$MIGRATE_WORK/$1/spmd.sock" \
+        >>"$MIGRATE_WORK/recover.out" 2>&1 || status=$?
+    tail -n 5 "$MIGRATE_WORK/recover.out" | sed 's/^/    /'
+    return $status
+}
+
+# spm_copies PID: the hosts where PID runs (alive, not a zombie), one a line.
+spm_copies() {
+    local pid=$1 state
+    state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || return 0
+    case $state in Z | X | "") return 0 ;; esac
+    mig_pid_host "$pid"
+}
+
+# spm_assert_one_copy PID HOST: PID runs in HOST and nowhere else, and is
+# not stopped (it serves).
+spm_assert_one_copy() {
+    local pid=$1 want=$2 hosts state
+    hosts=$(spm_copies "$pid")
+    [ "$hosts" == "$want" ] || mig_fail "pid $pid runs in [${hosts//$'\n'/ }], expected exactly [$want]"
+    state=$(awk '{print $3}' "/proc/$pid/stat")
+    [ "$state" != "T" ] || mig_fail "pid $pid in $want is stopped, not running"
+}

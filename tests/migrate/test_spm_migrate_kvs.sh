@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# spm migrate of kvs from host a to host b under redis-benchmark load (the
+# zdtm protocol across hosts): every value, the INCR counters and the
+# enclave's signing key arrive; the source process is gone and the copy
+# runs in b's namespace; the clients attached across the move finish with
+# exact counts and no error; an idle connection opened before answers
+# after; the report (text and --json) names times and bytes. Then the
+# attacker's replays: the images kept from the move restored again on the
+# source, on a third host c, and on the destination: each refused (status
+# 75) while the migrated copy keeps serving.
+set -euo pipefail
+# shellcheck source=spm_lib.sh
+source "${SPM_LIB:?run from meson}"
+mig_require redis-cli redis-benchmark python3 openssl
+spm_setup
+spm_host_up a b c
+IP=10.77.0.100
+spm_kvs_start a "$IP"
+cr_log "kvs pid $KVS_PID in host a on $IP"
+
+cli() { redis-cli -h "$IP" "$@"; }
+
+# State: 2000 keys of 16 KiB (32 MiB), counters, the signing key.
+python3 - "$IP" <<'EOF' || mig_fail "loading kvs failed"
+import socket, sys
+s = socket.create_connection((sys.argv[1], 6379), timeout=60)
+buf = bytearray()
+for i in range(2000):
+    v = (b"%05d-" % i) * 2731
+    v = v[:16384]
+    buf += b"*3\r\n$3\r\nSET\r\n$%d\r\nkey:%05d\r\n$%d\r\n%s\r\n" % (9, i, len(v), v)
+s.sendall(bytes(buf))
+got = b""
+while got.count(b"\r\n") < 2000:
+    got += s.recv(65536)
+assert got == b"+OK\r\n" * 2000, got[:100]
+EOF
+for i in $(seq 1 100); do cli incrby "ctr:$i" "$i" >/dev/null; done
+pub=$(cli --raw KVS.PUBKEY)
+[[ $pub =~ ^04[0-9a-f]{128}$ ]] || mig_fail "KVS.PUBKEY: [$pub]"
+python3 "$CR_KVS_DER" pubkey "$pub" >"$MIGRATE_WORK/pub.pem" || mig_fail "cannot encode the public key"
+
+# Load across the move: INCRs on 8 connections, plus an idle connection.
+redis-benchmark -h "$IP" -t incr -n 400000 -c 8 -q >"$MIGRATE_WORK/bench.out" 2>&1 &
+BENCH=$!
+MIGRATE_PIDS+=("$BENCH")
+exec 3<>"/dev/tcp/$IP/6379"
+sleep 1
+kill -0 "$BENCH" 2>/dev/null || mig_fail "redis-benchmark ended before the migration"
+
+cr_log "migrating pid $KVS_PID a -> b (keeping a copy of the images for the replays)"
+spm_migrate a "$KVS_PID" b --move-ip "$IP/24" --keep-images "$MIGRATE_WORK/kept" --json
+[ "$MIGRATE_STATUS" -eq 0 ] || mig_fail "spm migrate failed ($MIGRATE_STATUS)"
+report=$(tail -n 1 "$MIGRATE_WORK/migrate.out")
+python3 - "$report" <<'EOF' || mig_fail "the --json report is not what it should be: $report"
+import json, sys
+r = json.loads(sys.argv[1])
+assert r["ok"] is True
+for k in ("total_ms", "downtime_ms", "enclave_bytes", "criu_bytes", "transfer_ms", "handover_ms"):
+    assert isinstance(r[k], (int, float)) and r[k] > 0, k
+assert r["downtime_ms"] <= r["total_ms"]
+assert r["enclave_bytes"] > 32 * 2**20, r["enclave_bytes"]
+assert r["criu_bytes"] >= r["enclave_bytes"]
+print("report: total %.1f ms, downtime %.1f ms, enclave %d B, criu %d B" % (
+    r["total_ms"], r["downtime_ms"], r["enclave_bytes"], r["criu_bytes"]))
+EOF
+grep -q 'phase=transfer\|transfer ' "$MIGRATE_WORK/migrate.err" || mig_fail "no transfer progress was shown"
+
+spm_assert_one_copy "$KVS_PID" b
+mig_host_has_ip b "$IP" || mig_fail "the service address is not on b"
+if mig_host_has_ip a "$IP"; then mig_fail "the service address is still on a"; fi
+
+printf 'PING\r\n' >&3
+IFS= read -r -t 30 line <&3 || mig_fail "the idle connection opened before the migration got no reply"
+[ "${line%$'\r'}" == "+PONG" ] || mig_fail "idle connection got [$line]"
+exec 3<&-
+status=0
+wait "$BENCH" || status=$?
+clean=$(tr '\r' '\n' <"$MIGRATE_WORK/bench.out" | grep -v 'rps=' | grep -v '^[[:space:]]*$' || true)
+[ $status -eq 0 ] || mig_fail "redis-benchmark exited with $status: $clean"
+if grep -qiE 'error|fail|refused|reset' <<<"$clean"; then mig_fail "redis-benchmark: $clean"; fi
+cr_log "clients across the move: $clean"
+
+# Every value, counter and the key, on b.
+python3 - "$IP" <<'EOF' || mig_fail "values lost in the migration"
+import socket, sys
+s = socket.create_connection((sys.argv[1], 6379), timeout=60)
+f = s.makefile("rb")
+for i in range(2000):
+    s.sendall(b"*2\r\n$3\r\nGET\r\n$9\r\nkey:%05d\r\n" % i)
+    hdr = f.readline()
+    n = int(hdr[1:])
+    v = f.read(n + 2)[:-2]
+    want = ((b"%05d-" % i) * 2731)[:16384]
+    assert v == want, i
+EOF
+for i in 1 50 100; do
+    [ "$(cli get "ctr:$i")" == "$i" ] || mig_fail "counter ctr:$i is [$(cli get "ctr:$i")], want $i"
+done
+[ "$(cli get counter:__rand_int__)" == "400000" ] ||
+    mig_fail "redis-benchmark INCRs: $(cli get counter:__rand_int__) of 400000 arrived"
+[ "$(cli --raw KVS.PUBKEY)" == "$pub" ] || mig_fail "the signing key changed"
+sig=$(cli --raw KVS.SIGN after-migration)
+python3 "$CR_KVS_DER" sig "$sig" "$MIGRATE_WORK/sig.der" || mig_fail "bad signature encoding"
+printf '%s' after-migration >"$MIGRATE_WORK/msg"
+openssl dgst -sha256 -verify "$MIGRATE_WORK/pub.pem" -signature "$MIGRATE_WORK/sig.der" \
+    "$MIGRATE_WORK/msg" >/dev/null || mig_fail "a signature made after the migration does not verify"
+cr_log "state, counters (400000 INCRs exact) and the signing key arrived on b"
+
+# Replays of the kept images: on the source, on a third host, on the
+# destination. Each must be refused by that host's ME (exit 75) and leave
+# nothing running; the migrated copy keeps serving throughout. The pid is
+# taken by the running copy, so each replay restores into a new pid
+# namespace (CRIU.md), as an attacker on a real other host would get.
+replay() {
+    local host=$1 dir=$MIGRATE_WORK/replay-$1 status=0
+    rm -rf "$dir"
+    cp -a "$MIGRATE_WORK/kept/images" "$dir"
+    SPM_PLATFORM=$MIGRATE_WORK/$host/platform SPM_SPMD_SOCKET=$MIGRATE_WORK/$host/spmd.sock \
+        spm_in "$host" unshare --pid --fork --mount-proc -- "$CR_SPM" restore -D "$dir" \
+        >"$dir.out" 2>&1 || status=$?
+    sed 's/^/    /' "$dir.out" | tail -n 4
+    [ $status -ne 0 ] || mig_fail "replay on $host: the images restored again"
+    grep -qE 'refus|75|already' "$dir.out" || mig_fail "replay on $host: no refusal reported"
+    cr_log "replay on host $host refused (status $status)"
+}
+replay a
+replay c
+replay b
+spm_assert_one_copy "$KVS_PID" b
+[ "$(cli get ctr:100)" == "100" ] || mig_fail "the migrated copy stopped serving after the replays"
+cr_log "PASS"
