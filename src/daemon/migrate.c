@@ -470,6 +470,57 @@ static int service_ip_add(const char *ip)
     return 0;
 }
 
+/* While the service address is up here but the process not yet restored,
+ * a client's retransmission would be answered with a reset and its
+ * connection lost: drop TCP to the address until the restore is done. */
+static void guard_set(const char *ip, bool on)
+{
+    char addr[64], rule[160];
+    address_only(ip, addr, sizeof(addr));
+    int status = 0;
+    if (on) {
+        fmt_text(rule, sizeof(rule),
+                 "add table inet spm_migrate_guard; add chain inet spm_migrate_guard in "
+                 "{ type filter hook input priority -300; }; add rule inet spm_migrate_guard in ip "
+                 "daddr %s tcp flags != syn drop",
+                 addr);
+        char *argv[] = {"nft", rule, NULL};
+        (void)run(argv, NULL, NULL, &status, NULL);
+    } else {
+        char *argv[] = {"nft", "delete table inet spm_migrate_guard", NULL};
+        (void)run(argv, NULL, NULL, &status, NULL);
+    }
+}
+
+/* The CRIU-* nft tables here, one per line (CRIU names its network lock
+ * table after its run). */
+static void criu_tables(char *out, size_t size)
+{
+    char *argv[] = {"nft", "list", "tables", NULL};
+    if (run_capture(argv, out, size) < 0)
+        out[0] = 0;
+}
+
+/* Drops the lock tables a dump left (present now, absent in `before`): the
+ * dumped connections live on elsewhere and the address is gone from here. */
+static void criu_tables_drop_new(const char *before)
+{
+    char now[4096];
+    criu_tables(now, sizeof(now));
+    for (char *line = strtok(now, "\n"); line; line = strtok(NULL, "\n")) {
+        char family[16], name[64];
+        if (sscanf(line, "table %15s %63s", family, name) != 2 || strncmp(name, "CRIU", 4) != 0)
+            continue;
+        if (strstr(before, line))
+            continue;
+        char cmd[128];
+        fmt_text(cmd, sizeof(cmd), "delete table %s %s", family, name);
+        char *argv[] = {"nft", cmd, NULL};
+        int status = 0;
+        (void)run(argv, NULL, NULL, &status, NULL);
+    }
+}
+
 /* Takes the service address down here (it moves with the process), and
  * drops what CRIU's network lock left for the dumped connections. */
 static int service_ip_del(const char *ip)
@@ -1242,11 +1293,15 @@ static int restore_in_place(struct journal *j, struct admin *a, char *why, size_
                  reply);
         return -EIO;
     }
-    if (j->ip[0])
+    if (j->ip[0]) {
+        guard_set(j->ip, true);
         (void)service_ip_add(j->ip);
+    }
     uint64_t us = 0;
     emit(a, "progress phase=rollback detail=restoring-here");
     ret = criu_restore(images, false, &us);
+    if (j->ip[0])
+        guard_set(j->ip, false);
     if (ret < 0) {
         fmt_text(why, why_size, "restoring pid %d here from %s failed (see restore.log there)",
                  j->pid, images);
@@ -1459,6 +1514,8 @@ static void run_migration(struct admin *a, const struct migrate_request *req)
     }
 
     /* Downtime starts here: the export closes the enclave's gate. */
+    char tables_before[4096];
+    criu_tables(tables_before, sizeof(tables_before));
     emit(a, "progress phase=dump");
     t_freeze = now_us();
     if ((ret = criu_dump(&j, images, &dump_us, why, sizeof(why))) < 0)
@@ -1485,6 +1542,7 @@ static void run_migration(struct admin *a, const struct migrate_request *req)
         goto fail_rollback;
     if (j.ip[0])
         (void)service_ip_del(j.ip);
+    criu_tables_drop_new(tables_before);
     emit(a, "progress phase=dumped enclave_bytes=%" PRIu64 " dump_ms=%.1f", enclave_bytes,
          dump_us / 1000.0);
     if (req->keep[0])
@@ -2007,13 +2065,18 @@ static void serve_peer(struct spm_tls_conn *c)
             fmt_text(in.j.ip, sizeof(in.j.ip), "%s", rs.service_ip);
             if ((ret = journal_phase(&in.j, "restoring")) < 0)
                 break;
+            if (in.j.ip[0])
+                guard_set(in.j.ip, true);
             if (in.j.ip[0] && (ret = service_ip_add(in.j.ip)) < 0) {
+                guard_set(in.j.ip, false);
                 fmt_text(why, sizeof(why), "cannot bring up the service address %s here", in.j.ip);
                 dest_discard(&in.j);
                 break;
             }
             uint64_t us = 0;
             ret = criu_restore(in.images, true, &us);
+            if (in.j.ip[0])
+                guard_set(in.j.ip, false);
             if (ret < 0 || process_state(in.j.pid) != 'T') {
                 if (ret == 0)
                     ret = -ESRCH;
