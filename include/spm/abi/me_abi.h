@@ -43,7 +43,12 @@
  *            only when no other copy can hold the state (cancelled now or
  *            before, or never escrowed); -EALREADY when the checkpoint was
  *            resumed and -ESTALE when the lineage has a newer one: another
- *            copy runs, and the asking enclave must never run again. */
+ *            copy runs, and the asking enclave must never run again.
+ * While a checkpoint is being handed to another host's ME (LEAVING, below)
+ * RELEASE, COMMIT and CANCEL answer -EBUSY (a frozen enclave stays frozen
+ * and asks again once the hand-over is settled); once it LEFT they answer
+ * -EALREADY (another copy may run: the caller must die). On the destination
+ * a received key is released and committed exactly like a local escrow. */
 #ifndef SPM_ABI_ME_ABI_H
 #define SPM_ABI_ME_ABI_H
 
