@@ -259,6 +259,27 @@ static int ssl_failure(struct spm_tls_conn *conn, int ssl_ret, const char *doing
 
 /* ---- config ---- */
 
+/* OpenSSL accepts a certificate without extendedKeyUsage for any purpose;
+ * a peer must instead show the usage explicitly (clientAuth from a client,
+ * serverAuth from a server), which host certificates have and the
+ * platform attestation certificates a shared CA may also issue do not. */
+static int verify_peer(int preverify_ok, X509_STORE_CTX *store)
+{
+    if (!preverify_ok || X509_STORE_CTX_get_error_depth(store) != 0)
+        return preverify_ok;
+    SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
+    X509 *leaf = X509_STORE_CTX_get_current_cert(store);
+    if (!ssl || !leaf)
+        return 0;
+    uint32_t wanted = SSL_is_server(ssl) ? XKU_SSL_CLIENT : XKU_SSL_SERVER;
+    if (!(X509_get_extension_flags(leaf) & EXFLAG_XKUSAGE) ||
+        !(X509_get_extended_key_usage(leaf) & wanted)) {
+        X509_STORE_CTX_set_error(store, X509_V_ERR_INVALID_PURPOSE);
+        return 0;
+    }
+    return 1;
+}
+
 /* open(2) a file to turn a missing or unreadable one into its errno before
  * OpenSSL's file functions blur it into a parse error. */
 static int check_readable(const char *path, const char *what)
@@ -320,7 +341,7 @@ int spm_tls_config_load(const char *cert_path, const char *key_path, const char 
     }
     /* Mutual authentication, always: a peer without a certificate from the
      * cluster CA is refused at the handshake. */
-    SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_peer);
     X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(c->ctx), X509_V_FLAG_X509_STRICT);
     /* No resumption: every connection proves both certificates afresh, and
      * no ticket keys live in spmd's memory. */
@@ -824,7 +845,8 @@ int spm_tls_accept(struct spm_tls_config *c, int listen_fd, int timeout_ms,
         conn_free(conn);
         return ret;
     }
-    spm_info("TLS peer %s (%s) connected and authenticated", conn->peer_name, conn->peer_address);
+    spm_info("TLS peer %s (%s) connected and authenticated (%s, %s)", conn->peer_name,
+             conn->peer_address, SSL_get_version(conn->ssl), SSL_get_cipher_name(conn->ssl));
     *out = conn;
     return 0;
 }
@@ -880,7 +902,8 @@ int spm_tls_connect(struct spm_tls_config *c, const char *host, uint16_t port, i
         conn_free(conn);
         return ret;
     }
-    spm_info("TLS peer %s (%s) authenticated; it accepted this host", conn->peer_name, address);
+    spm_info("TLS peer %s (%s) authenticated; it accepted this host (%s, %s)", conn->peer_name,
+             address, SSL_get_version(conn->ssl), SSL_get_cipher_name(conn->ssl));
     *out = conn;
     return 0;
 }

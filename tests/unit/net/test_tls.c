@@ -440,6 +440,57 @@ static void test_other_ca_refused(void **state)
     spm_tls_config_free(alpha);
 }
 
+/* A certificate from the right CA without extendedKeyUsage (as the
+ * platform attestation certificates are): OpenSSL would take it for any
+ * purpose, the transport does not. */
+static void test_certificate_without_usage_refused(void **state)
+{
+    (void)state;
+    char path[512];
+    uint8_t *ca_key_pem = NULL, *ca_pem = NULL;
+    size_t ca_key_pem_size = 0, ca_pem_size = 0;
+    snprintf(path, sizeof(path), "%s/ca1/ca.key", g_scratch);
+    assert_int_equal(spm_read_file(path, 65536, &ca_key_pem, &ca_key_pem_size), 0);
+    snprintf(path, sizeof(path), "%s/ca1/ca.crt", g_scratch);
+    assert_int_equal(spm_read_file(path, 65536, &ca_pem, &ca_pem_size), 0);
+    struct spm_ec_key *ca_key = NULL, *key = NULL;
+    assert_int_equal(spm_ec_key_from_pem((const char *)ca_key_pem, ca_key_pem_size, &ca_key), 0);
+    assert_int_equal(spm_ec_key_generate(&key), 0);
+    char *cert_pem = NULL, *key_pem = NULL;
+    size_t cert_pem_size = 0, key_pem_size = 0;
+    assert_int_equal(spm_x509_issue(ca_key, (const char *)ca_pem, ca_pem_size, key, "no-usage", 10,
+                                    &cert_pem, &cert_pem_size),
+                     0);
+    assert_int_equal(spm_ec_key_to_pem(key, &key_pem, &key_pem_size), 0);
+    snprintf(path, sizeof(path), "%s/no-usage", g_scratch);
+    assert_int_equal(spm_mkdir_p(path, 0700), 0);
+    path_in(path, sizeof(path), "no-usage", SPM_HOST_CERT_FILE);
+    assert_int_equal(spm_write_file_atomic(path, cert_pem, cert_pem_size, 0644), 0);
+    path_in(path, sizeof(path), "no-usage", SPM_HOST_KEY_FILE);
+    assert_int_equal(spm_write_file_atomic(path, key_pem, key_pem_size, 0600), 0);
+
+    struct spm_tls_config *alpha = load_config("alpha", "alpha");
+    struct spm_tls_config *no_usage = load_config("no-usage", "alpha");
+    struct server s;
+    server_start(&s, alpha, NULL);
+    struct spm_tls_conn *conn = NULL;
+    assert_int_equal(spm_tls_connect(no_usage, "127.0.0.1", s.port, TIMEOUT_MS, &conn),
+                     -EKEYREJECTED);
+    server_join(&s);
+    assert_int_equal(s.accept_ret, -EKEYREJECTED);
+
+    spm_tls_config_free(no_usage);
+    spm_tls_config_free(alpha);
+    spm_wipe(key_pem, key_pem_size);
+    free(key_pem);
+    free(cert_pem);
+    spm_ec_key_free(key);
+    spm_ec_key_free(ca_key);
+    free(ca_pem);
+    spm_wipe(ca_key_pem, ca_key_pem_size);
+    free(ca_key_pem);
+}
+
 /* ---- (3) no client certificate ---- */
 
 static void test_no_client_certificate_refused(void **state)
@@ -895,6 +946,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mutual_auth_round_trip),
         cmocka_unit_test(test_other_ca_refused),
+        cmocka_unit_test(test_certificate_without_usage_refused),
         cmocka_unit_test(test_no_client_certificate_refused),
         cmocka_unit_test(test_server_name_mismatch_refused),
         cmocka_unit_test(test_tls12_client_refused),
