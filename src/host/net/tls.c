@@ -800,19 +800,18 @@ static void drain_socket(int fd)
     }
 }
 
-int spm_tls_accept(struct spm_tls_config *c, int listen_fd, int timeout_ms,
-                   struct spm_tls_conn **out)
+int spm_tls_accept_socket(int listen_fd, int timeout_ms, int *fd_out)
 {
-    if (!c || listen_fd < 0 || !out)
+    if (listen_fd < 0 || !fd_out)
         return -EINVAL;
     int64_t deadline = deadline_after(timeout_ms);
-    struct sockaddr_storage sa;
-    int fd;
     for (;;) {
-        socklen_t sa_size = sizeof(sa);
-        fd = accept4(listen_fd, (struct sockaddr *)&sa, &sa_size, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (fd >= 0)
-            break;
+        int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd >= 0) {
+            set_socket_options(fd);
+            *fd_out = fd;
+            return 0;
+        }
         int err = errno;
         if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR && err != ECONNABORTED) {
             spm_error("cannot accept a peer connection: %s", strerror(err));
@@ -822,9 +821,22 @@ int spm_tls_accept(struct spm_tls_config *c, int listen_fd, int timeout_ms,
         if (ret < 0)
             return ret;
     }
-    set_socket_options(fd);
-    char address[MAX_PEER_ADDRESS];
-    format_address((struct sockaddr *)&sa, address, sizeof(address));
+}
+
+int spm_tls_server_handshake(struct spm_tls_config *c, int fd, int timeout_ms,
+                             struct spm_tls_conn **out)
+{
+    if (!c || fd < 0 || !out) {
+        if (fd >= 0)
+            close(fd);
+        return -EINVAL;
+    }
+    int64_t deadline = deadline_after(timeout_ms);
+    struct sockaddr_storage sa;
+    socklen_t sa_size = sizeof(sa);
+    char address[MAX_PEER_ADDRESS] = "?";
+    if (getpeername(fd, (struct sockaddr *)&sa, &sa_size) == 0)
+        format_address((struct sockaddr *)&sa, address, sizeof(address));
 
     struct spm_tls_conn *conn = NULL;
     int ret = conn_new(c, fd, address, &conn);
@@ -849,6 +861,24 @@ int spm_tls_accept(struct spm_tls_config *c, int listen_fd, int timeout_ms,
              conn->peer_address, SSL_get_version(conn->ssl), SSL_get_cipher_name(conn->ssl));
     *out = conn;
     return 0;
+}
+
+int spm_tls_accept(struct spm_tls_config *c, int listen_fd, int timeout_ms,
+                   struct spm_tls_conn **out)
+{
+    if (!c || listen_fd < 0 || !out)
+        return -EINVAL;
+    int64_t deadline = deadline_after(timeout_ms);
+    int fd = -1;
+    int ret = spm_tls_accept_socket(listen_fd, timeout_ms, &fd);
+    if (ret < 0)
+        return ret;
+    int left = -1;
+    if (deadline >= 0) {
+        int64_t remaining = deadline - now_ms();
+        left = remaining > 0 ? (int)remaining : 0;
+    }
+    return spm_tls_server_handshake(c, fd, left, out);
 }
 
 int spm_tls_connect(struct spm_tls_config *c, const char *host, uint16_t port, int timeout_ms,

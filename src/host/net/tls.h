@@ -85,6 +85,19 @@ int spm_tls_listen(const char *address, uint16_t port, int *fd_out)
 int spm_tls_accept(struct spm_tls_config *c, int listen_fd, int timeout_ms,
                    struct spm_tls_conn **out) __attribute__((warn_unused_result));
 
+/* spm_tls_accept in two steps, so a listener can hand the handshake to a
+ * worker thread and one slow or mute client cannot hold up the next:
+ * spm_tls_accept_socket waits (bounded by timeout_ms, < 0: no bound) for a
+ * TCP connection and returns its non-blocking, close-on-exec socket in
+ * *fd_out (owned by the caller); -ETIMEDOUT or an accept(2) -errno.
+ * spm_tls_server_handshake takes ownership of fd in every case (closed on
+ * failure, owned by *out on success) and does the rest of spm_tls_accept,
+ * with its errors. */
+int spm_tls_accept_socket(int listen_fd, int timeout_ms, int *fd_out)
+    __attribute__((warn_unused_result));
+int spm_tls_server_handshake(struct spm_tls_config *c, int fd, int timeout_ms,
+                             struct spm_tls_conn **out) __attribute__((warn_unused_result));
+
 /* Connects to host:port (host: IP literal or DNS name, as it appears in the
  * server's certificate) and runs the client side: TLS 1.3 only, the server
  * must chain to the config's CA with serverAuth usage and carry `host` in

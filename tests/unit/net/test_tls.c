@@ -723,11 +723,34 @@ static void test_timeouts(void **state)
     assert_int_equal(spm_tls_accept(alpha, listen_fd, 300, &conn), -ETIMEDOUT);
     elapsed = seconds_now() - start;
     assert_true(elapsed >= 0.29 && elapsed < 2.0);
+
+    /* The two-step accept: the mute client's socket is taken off the
+     * listener, a real client is served meanwhile, and only the mute
+     * client's own handshake times out. */
+    int mute_fd = -1;
+    assert_int_equal(spm_tls_accept_socket(listen_fd, 200, &mute_fd), -ETIMEDOUT); /* none yet */
+    int mute2 = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(connect(mute2, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(spm_tls_accept_socket(listen_fd, TIMEOUT_MS, &mute_fd), 0);
+    struct raw r;
+    struct server s;
+    memset(&s, 0, sizeof(s));
+    s.config = alpha;
+    s.listen_fd = listen_fd;
+    s.accept_timeout_ms = TIMEOUT_MS;
+    assert_int_equal(pthread_create(&s.thread, NULL, server_main, &s), 0);
+    assert_int_equal(raw_connect(&r, ntohs(sa.sin_port), "beta", 0), 1);
+    raw_expect_accepted(&r);
+    assert_int_equal(pthread_join(s.thread, NULL), 0);
+    assert_int_equal(s.accept_ret, 0);
+    raw_free(&r);
+    assert_int_equal(spm_tls_server_handshake(alpha, mute_fd, 200, &conn), -ETIMEDOUT);
+    assert_null(conn);
+    close(mute2);
     close(mute);
     close(listen_fd);
 
     /* recv times out on a quiet peer and the stream stays usable. */
-    struct server s;
     server_start(&s, alpha, body_idle_then_send);
     assert_int_equal(spm_tls_connect(beta, "127.0.0.1", s.port, TIMEOUT_MS, &conn), 0);
     uint8_t buf[16];
@@ -749,7 +772,6 @@ static void test_timeouts(void **state)
     /* A peer that stops in the middle of a frame: timeout, then the
      * connection is refused further use. */
     server_start_with(&s, alpha, body_recv_one, 64, 300);
-    struct raw r;
     assert_int_equal(raw_connect(&r, s.port, "beta", 0), 1);
     raw_expect_accepted(&r);
     uint8_t partial[SPM_WIRE_HEADER_SIZE + 3];
