@@ -529,7 +529,10 @@ static int service_ip_del(const char *ip)
     int ret = default_device(dev, sizeof(dev));
     if (ret < 0)
         return ret;
-    char *del[] = {"ip", "addr", "del", (char *)ip, "dev", dev, NULL};
+    /* By address alone: whoever added it may have used another prefix. */
+    char addr[64];
+    address_only(ip, addr, sizeof(addr));
+    char *del[] = {"ip", "addr", "del", addr, "dev", dev, NULL};
     int status = 0;
     ret = run(del, NULL, NULL, &status, NULL);
     return ret < 0 ? ret : status == 0 ? 0 : -ENOENT;

@@ -101,7 +101,13 @@ spm_spmd_kill() {
 
 # spm_kvs_start HOST IP: kvs serving on IP:6379 in HOST; sets KVS_PID.
 spm_kvs_start() {
-    local host=$1 ip=$2 dir=$MIGRATE_WORK/$1
+    local host=$1 ip=$2 dir=$MIGRATE_WORK/$1 ns
+    # A run that died may have left the address on some host.
+    for ns in /run/netns/spm-*; do
+        [ -e "$ns" ] || continue
+        nsenter --net="$ns" ip -4 -o addr show | grep -q " $ip/" &&
+            nsenter --net="$ns" ip addr del "$ip/24" dev eth0 2>/dev/null || true
+    done
     mig_service_ip_add "$host" "$ip"
     SPM_PLATFORM=$dir/platform SPM_SPMD_SOCKET=$dir/spmd.sock setsid nsenter \
         --net="/run/netns/spm-$host" -- "$CR_KVS" --enclave "$CR_KVS_IMAGE" --bind "$ip" \
