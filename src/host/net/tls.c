@@ -212,6 +212,14 @@ static bool is_certificate_alert(int alert)
     }
 }
 
+/* SSL_get_error's SSL_ERROR_SYSCALL is explained by errno and the error
+ * queue only if neither holds something older. */
+static void before_ssl_call(void)
+{
+    ERR_clear_error();
+    errno = 0;
+}
+
 /* Turns a failed SSL call into -errno, logs why (naming the peer and what
  * we were doing) and marks the connection broken. */
 static int ssl_failure(struct spm_tls_conn *conn, int ssl_ret, const char *doing)
@@ -230,6 +238,8 @@ static int ssl_failure(struct spm_tls_conn *conn, int ssl_ret, const char *doing
         ERR_clear_error();
         return -ECONNRESET;
     } else if (kind == SSL_ERROR_SYSCALL) {
+        /* OpenSSL 3 reports a bare EOF as SSL_ERROR_SSL; what lands here is
+         * a socket error, or an EOF from an older library. */
         ret = saved_errno == EPIPE ? -EPIPE : -ECONNRESET;
         snprintf(reason, sizeof(reason), "%s",
                  saved_errno ? strerror(saved_errno) : "the peer closed the connection");
@@ -434,6 +444,8 @@ int spm_tls_listen(const char *address, uint16_t port, int *fd_out)
         /* One dual-stack socket for "all addresses". */
         struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_port = htons(port)};
         fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0 && errno == EAFNOSUPPORT)
+            return spm_tls_listen("0.0.0.0", port, fd_out); /* a kernel without IPv6 */
         if (fd < 0)
             return -errno;
         int one = 1, zero = 0;
@@ -582,7 +594,7 @@ static void record_peer_name(struct spm_tls_conn *conn)
 static int handshake(struct spm_tls_conn *conn, bool server, int64_t deadline)
 {
     for (;;) {
-        ERR_clear_error();
+        before_ssl_call();
         int rc = server ? SSL_accept(conn->ssl) : SSL_connect(conn->ssl);
         if (rc == 1)
             return 0;
@@ -608,7 +620,7 @@ static int write_all(struct spm_tls_conn *conn, const void *data, size_t size, i
 {
     const uint8_t *p = data;
     while (size > 0) {
-        ERR_clear_error();
+        before_ssl_call();
         size_t written = 0;
         int rc = SSL_write_ex(conn->ssl, p, size, &written);
         if (rc == 1) {
@@ -643,7 +655,7 @@ static int read_all(struct spm_tls_conn *conn, void *data, size_t size, int64_t 
     size_t done = 0;
     int ret = 0;
     while (done < size) {
-        ERR_clear_error();
+        before_ssl_call();
         size_t got = 0;
         int rc = SSL_read_ex(conn->ssl, p + done, size - done, &got);
         if (rc == 1) {
