@@ -124,7 +124,7 @@ replay() {
         replay "$IP" "$CR_SPM" "$dir" >"$dir.out" 2>&1 || status=$?
     sed 's/^/    /' "$dir.out" | tail -n 4
     [ $status -ne 0 ] || mig_fail "replay on $host: the images restored again"
-    grep -qE 'refus|75|already' "$dir.out" || mig_fail "replay on $host: no refusal reported"
+    grep -q 'exited with status 75' "$dir.out" || mig_fail "replay on $host: the enclave did not refuse it (status 75)"
     cr_log "replay on host $host refused (status $status)"
 }
 replay a
