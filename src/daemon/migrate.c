@@ -2292,7 +2292,11 @@ static void *admin_main(void *arg)
 
 static void *peer_client(void *arg)
 {
-    serve_peer(arg);
+    /* The handshake runs here, not in the accept loop: a peer that
+     * connects and stays mute holds up only its own thread. */
+    struct spm_tls_conn *c = NULL;
+    if (spm_tls_server_handshake(g_mig.tls, (int)(intptr_t)arg, PEER_TIMEOUT_MS, &c) == 0)
+        serve_peer(c);
     return NULL;
 }
 
@@ -2300,21 +2304,21 @@ static void *peer_main(void *arg)
 {
     (void)arg;
     while (!g_mig.stopping) {
-        struct spm_tls_conn *c = NULL;
-        int ret = spm_tls_accept(g_mig.tls, g_mig.peer_fd, 10000, &c);
+        int fd = -1;
+        int ret = spm_tls_accept_socket(g_mig.peer_fd, 10000, &fd);
         if (ret < 0) {
             if (g_mig.stopping)
                 break;
-            /* An unknown peer or a failed handshake: logged by the TLS
-             * layer; the next one is served. */
+            if (ret != -ETIMEDOUT)
+                usleep(50000); /* e.g. out of descriptors: do not spin */
             continue;
         }
         pthread_t t;
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        if (pthread_create(&t, &attr, peer_client, c) != 0)
-            spm_tls_close(c);
+        if (pthread_create(&t, &attr, peer_client, (void *)(intptr_t)fd) != 0)
+            close(fd);
         pthread_attr_destroy(&attr);
     }
     return NULL;
