@@ -482,7 +482,7 @@ static void guard_set(const char *ip, bool on)
         fmt_text(rule, sizeof(rule),
                  "add table inet spm_migrate_guard; add chain inet spm_migrate_guard in "
                  "{ type filter hook input priority -300; }; add rule inet spm_migrate_guard in ip "
-                 "daddr %s tcp flags != syn drop",
+                 "daddr %s meta l4proto tcp drop",
                  addr);
         char *argv[] = {"nft", rule, NULL};
         (void)run(argv, NULL, NULL, &status, NULL);
@@ -1166,6 +1166,9 @@ static int criu_dump(const struct journal *j, const char *images, uint64_t *usec
     argv[n++] = "--tcp-established";
     argv[n++] = "--network-lock";
     argv[n++] = "nftables";
+    /* A connection still in the listen backlog cannot be restored; its
+     * client retries (SYN) at the destination. */
+    argv[n++] = "--skip-in-flight";
     argv[n++] = "--timeout";
     argv[n++] = CRIU_TIMEOUT_TEXT;
     if (plugin_dir()) {
