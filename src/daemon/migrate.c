@@ -1936,7 +1936,7 @@ static void serve_peer(struct spm_tls_conn *c)
     uint8_t *body = malloc(SPMD_WIRE_DATA_CHUNK + ME_BUFFER_SIZE);
     struct me_buf out = {0};
     struct incoming in = {.fd = -1};
-    bool have_journal = false;
+    bool have_journal = false, fresh = false;
     char why[512];
     if (!body || me_alloc(&out) < 0)
         goto out;
@@ -1981,7 +1981,7 @@ static void serve_peer(struct spm_tls_conn *c)
             (void)send_error(c, -EIO, "cannot prepare to receive migration %s", hex);
             goto out;
         }
-        have_journal = true;
+        have_journal = fresh = true;
     }
     if (have_journal)
         (void)migration_dir(in.j.id, IMAGES_DIR, in.images, sizeof(in.images));
@@ -2172,6 +2172,11 @@ static void serve_peer(struct spm_tls_conn *c)
 out:
     if (in.fd >= 0)
         close(in.fd);
+    /* The source went away before its images were complete (attestation
+     * refused, link lost, source rolled back): nothing was restored here
+     * and the key never moved, so nothing here is worth settling later. */
+    if (fresh && strcmp(in.j.phase, "receiving") == 0)
+        dest_discard(&in.j);
     free(out.data);
     free(body);
     spm_tls_close(c);
