@@ -66,6 +66,7 @@ SPM_PLATFORM=$work/a/platform SPM_SPMD_SOCKET=$work/a/spmd.sock setsid nsenter \
     --net=/run/netns/spm-a -- "$kvs" --enclave "$enclave" --bind "$ip" --port 6379 \
     </dev/null >"$work/kvs.log" 2>&1 &
 kvs_pid=$!
+disown "$kvs_pid" # CRIU ends this process on host a; no job-control notice
 pids+=("$kvs_pid")
 for _ in $(seq 100); do
     grep -q "serving on" "$work/kvs.log" && break
