@@ -8,8 +8,8 @@
 # can fail); after it the process runs in b only, its parked thread
 # returns with its stack secret and heap and globals are intact at the same
 # addresses; and no 16-byte window of the secret is in either capture, in
-# either spmd's state (migration journals and images included), in any
-# log, or in a kept copy of the images. A clean scan of a capture must not
+# either spmd's state (migrations/ included: journals; the images there
+# are gone after the commit), in any log, or in a kept copy of the images. A clean scan of a capture must not
 # be a scan of nothing or of part of the stream: each capture holds at
 # least the enclave bytes the report says were sent, tcpdump dropped no
 # packet, and every TCP stream in it is whole (SYN, no gap in sequence
