@@ -700,7 +700,7 @@ static int recv_expect(struct spm_tls_conn *c, uint16_t want, void *body, size_t
                  spm_tls_peer_name(c), type, size, want);
         return -EPROTO;
     }
-    if (buf != body)
+    if (buf != body && size)
         memcpy(body, buf, size);
     if (got)
         *got = size;
