@@ -3,7 +3,8 @@
 # a migration a->b is broken at every point spmd can fail on purpose
 # (SPMD_FAULT, src/daemon/migrate.c) and by three faults from outside (the
 # link cut for real during a 64 MiB transfer, the destination spmd SIGKILLed
-# during the transfer, criu dump killed at once). After each one the
+# during the transfer, criu dump SIGKILLed as soon as it appears, during the
+# enclave export, and after it seized the process). After each one the
 # operator's recovery runs (restart what died, without the fault; the link
 # back; spm recover on a and b until nothing is pending) and the test asserts
 # what the protocol promises: exactly one runnable copy of the process, on
@@ -14,7 +15,9 @@
 # Each case starts from fresh host state (platforms, spmd state, a new kvs
 # on its own service address) so a failing case cannot taint the next; all
 # cases run and the test fails if any failed. One summary line per case.
-# FAULT_CASES="name ..." runs only those (names as in CASES below).
+# FAULT_CASES="name ..." runs only those (names as in CASES below);
+# MIGRATE_KEEP=1 keeps the work directory (a failed case's logs in
+# failed-NAME/); FAULT_DEBUG=1 lists the hosts' listening sockets per case.
 set -euo pipefail
 # shellcheck source=spm_lib.sh
 source "${SPM_LIB:?run from meson}"
@@ -212,8 +215,11 @@ def find_criu():
             argv = open("/proc/%s/cmdline" % d, "rb").read().split(b"\0")
         except OSError:
             continue
-        if len(argv) > 3 and argv[0].endswith(b"criu") and argv[1:4] == [b"dump", b"-t", pid]:
-            return int(d)
+        # criu may run through a wrapper (sh, then ld.so --library-path
+        # DIR .../criu): "...criu dump -t PID" anywhere in argv.
+        for i in range(1, len(argv) - 2):
+            if argv[i - 1].endswith(b"criu") and argv[i:i + 3] == [b"dump", b"-t", pid]:
+                return int(d)
 def state():
     try:
         return open("/proc/%s/stat" % pid.decode()).read().rsplit(")", 1)[1].split()[0]
@@ -236,9 +242,15 @@ while criu and time.time() < deadline:
     time.sleep(0.0005)
 if criu is None or time.time() >= deadline:
     sys.exit(1)
+try:
+    start = int(open("/proc/%d/stat" % criu).read().rsplit(")", 1)[1].split()[19])
+    age = "%dms" % ((float(open("/proc/uptime").read().split()[0]) - start / os.sysconf("SC_CLK_TCK")) * 1000)
+except (OSError, ValueError, IndexError):
+    age = "?"
 os.kill(criu, signal.SIGKILL)
 t = time.time()
-open(work + "/inject.state", "w").write(state())
+# The process's state then (S/R running, t seized by CRIU) and criu's age.
+open(work + "/inject.state", "w").write("%s criu_age=%s" % (state(), age))
 open(work + "/inject.done", "w").write("%f" % t)
 EOF
 }
@@ -374,8 +386,10 @@ run_case() {
     case $state in T | t) seen=T@$host ;; R | S | D) seen=run@$host ;; *) seen=$state@$host ;; esac
     [ "$seen" == "$before" ] ||
         mig_fail "right after spm migrate the process is $seen, expected $before"
-    cat "$MIGRATE_WORK"/a/spmd.log* "$MIGRATE_WORK"/b/spmd.log* "$MIGRATE_WORK"/migrate.out \
-        "$MIGRATE_WORK"/migrate.err 2>/dev/null | grep -qE "$evidence" ||
+    # (grep on the files: `cat | grep -q` fails under pipefail when grep
+    # stops reading early.)
+    grep -sqE "$evidence" "$MIGRATE_WORK"/a/spmd.log* "$MIGRATE_WORK"/b/spmd.log* \
+        "$MIGRATE_WORK"/migrate.out "$MIGRATE_WORK"/migrate.err ||
         mig_fail "no sign that the fault fired (looked for /$evidence/)"
     case $name in
     none) [ "$migrate_status" -eq 0 ] || mig_fail "a migration without fault failed" ;;
@@ -402,9 +416,22 @@ run_case() {
     spm_assert_one_copy "$KVS_PID" "$expect"
     t_settled=$(now)
     assert_one_copy "$expect" "$ip" "$keys" "$tag" "$counter"
+    # Every journal on both hosts ended in a final phase (read from the
+    # files, not from spmd's own account of them).
+    local journals='' j phase
+    for host in a b; do
+        for j in "$MIGRATE_WORK/$host"/state/migrations/*/journal; do
+            [ -e "$j" ] || continue
+            phase=$(sed -n 's/^phase=//p' "$j")
+            case $phase in done | kept | failed | discarded | running) ;;
+            *) mig_fail "journal $j is still at phase '$phase' after recovery" ;;
+            esac
+            journals+="${journals:+,}$host:$phase"
+        done
+    done
     local extra=
-    [ ! -s "$MIGRATE_WORK/inject.state" ] || extra=" kvs_state_after_kill=$(cat "$MIGRATE_WORK/inject.state")"
-    echo "CASE $name: PASS copy=$expect before=$seen migrate_status=$migrate_status migrate_s=$(elapsed "$t0" "$t_migrated") restarted=${restarted:-none} recover_rounds=$RECOVER_ROUNDS recover_s=$(elapsed "$t_migrated" "$t_settled")$extra" |
+    [ ! -s "$MIGRATE_WORK/inject.state" ] || extra=" kvs_state_at_kill=$(cat "$MIGRATE_WORK/inject.state")"
+    echo "CASE $name: PASS copy=$expect before=$seen migrate_status=$migrate_status migrate_s=$(elapsed "$t0" "$t_migrated") restarted=${restarted:-none} journals=$journals recover_rounds=$RECOVER_ROUNDS recover_s=$(elapsed "$t_migrated" "$t_settled")$extra" |
         tee "$MIGRATE_WORK/case.summary"
 }
 
