@@ -237,17 +237,22 @@ criu = None
 while criu is None and time.time() < deadline:
     criu = find_criu()
 while criu and time.time() < deadline:
+    if not os.path.exists("/proc/%d" % criu):
+        sys.exit("criu dump ended before the moment to kill it came (%s)" % mode)
     if mode == "now" or (mode == "export" and export_served()) or (mode == "seized" and state() == "t"):
         break
     time.sleep(0.0005)
 if criu is None or time.time() >= deadline:
-    sys.exit(1)
+    sys.exit("criu dump was not seen")
 try:
     start = int(open("/proc/%d/stat" % criu).read().rsplit(")", 1)[1].split()[19])
     age = "%dms" % ((float(open("/proc/uptime").read().split()[0]) - start / os.sysconf("SC_CLK_TCK")) * 1000)
 except (OSError, ValueError, IndexError):
     age = "?"
-os.kill(criu, signal.SIGKILL)
+try:
+    os.kill(criu, signal.SIGKILL)
+except ProcessLookupError:
+    sys.exit("criu dump ended just before the kill (%s)" % mode)
 t = time.time()
 # The process's state then (S/R running, t seized by CRIU) and criu's age.
 open(work + "/inject.state", "w").write("%s criu_age=%s" % (state(), age))
@@ -376,8 +381,12 @@ run_case() {
     if [ -n "$injector" ]; then
         kill "$injector" 2>/dev/null || true
         wait "$injector" 2>/dev/null || true
-        [ -e "$MIGRATE_WORK/inject.done" ] ||
-            mig_fail "the injection ($inject) did not happen during the migration (status $migrate_status)"
+        if [ ! -e "$MIGRATE_WORK/inject.done" ]; then
+            # The injector lost a race with the migration (a loaded machine):
+            # not a verdict on spmd; the parent runs the case again.
+            echo "MISSED: the injection ($inject) did not happen during the migration (status $migrate_status)"
+            exit 3
+        fi
     fi
     cr_log "spm migrate exited $migrate_status after $(elapsed "$t0" "$t_migrated") s"
     local seen state host
@@ -471,12 +480,17 @@ for name in "${CASES[@]}"; do
     index=$((index + 1))
     rm -f "$MIGRATE_WORK/case.summary" "$MIGRATE_WORK/case.pids"
     start=$(now)
-    set +e
-    (run_case "$name" "$index")
-    status=$?
-    set -e
-    [ ! -e "$MIGRATE_WORK/case.pids" ] || case_teardown
-    if [ $status -ne 0 ] || [ ! -s "$MIGRATE_WORK/case.summary" ]; then
+    for attempt in 1 2 3; do
+        rm -f "$MIGRATE_WORK/case.summary" "$MIGRATE_WORK/case.pids"
+        set +e
+        (run_case "$name" "$index")
+        status=$?
+        set -e
+        [ ! -e "$MIGRATE_WORK/case.pids" ] || case_teardown
+        [ "$status" -eq 3 ] || break
+        cr_log "case $name: the injection missed its moment (attempt $attempt of 3)"
+    done
+    if [ "$status" -ne 0 ] || [ ! -s "$MIGRATE_WORK/case.summary" ]; then
         FAILED=$((FAILED + 1))
         SUMMARY+=("CASE $name: FAIL after $(elapsed "$start" "$(now)") s (see FAIL above)")
         # Keep the logs of a failed case next to the others.
@@ -484,7 +498,7 @@ for name in "${CASES[@]}"; do
         cp -a "$MIGRATE_WORK"/a "$MIGRATE_WORK"/b "$MIGRATE_WORK"/*.out "$MIGRATE_WORK"/*.err \
             "$MIGRATE_WORK"/kvs.log "$MIGRATE_WORK/failed-$name/" 2>/dev/null || true
     else
-        SUMMARY+=("$(cat "$MIGRATE_WORK/case.summary")")
+        SUMMARY+=("$(cat "$MIGRATE_WORK/case.summary") attempts=$attempt")
     fi
 done
 
