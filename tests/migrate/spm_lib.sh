@@ -79,6 +79,9 @@ spm_spmd_start() {
     local -a extra
     read -r -a extra <<<"${!args_var:-}"
     rm -f "$dir/spmd.sock"
+    # Only this start's readiness line counts (the log is appended to).
+    local seen
+    seen=$(grep -c "accepting peers" "$dir/spmd.log" 2>/dev/null || true)
     SPMD_FAULT=${!fault_var:-} setsid nsenter --net="/run/netns/spm-$name" -- "$CR_SPMD" \
         --platform "$dir/platform" --state "$dir/state" --socket "$dir/spmd.sock" \
         --listen "$(spm_host_ip "$name")" --tls-dir "$dir/tls" --name "$name" \
@@ -86,7 +89,7 @@ spm_spmd_start() {
     SPMD_PID[$name]=$!
     local i
     for ((i = 0; i < 200; i++)); do
-        grep -q "accepting peers" "$dir/spmd.log" 2>/dev/null && return 0
+        [ "$(grep -c "accepting peers" "$dir/spmd.log" 2>/dev/null || true)" -gt "${seen:-0}" ] && return 0
         kill -0 "${SPMD_PID[$name]}" 2>/dev/null || mig_fail "spmd of host $name exited: $(tail -3 "$dir/spmd.log")"
         sleep 0.05
     done
