@@ -806,6 +806,27 @@ static const char *me_refusal(int status)
     }
 }
 
+/* One attestation step: relays `out` to the peer ME and checks that the
+ * answer in `in` is not a refusal and is of type `want`. */
+static int attest_step(struct spm_tls_conn *c, const struct me_buf *out, struct me_buf *in,
+                       uint16_t want, const char *step, char *why, size_t why_size)
+{
+    int ret = peer_round_trip(c, out, in, why, why_size);
+    if (ret < 0)
+        return ret;
+    if ((ret = me_error_status(in)) < 0) {
+        fmt_text(why, why_size, "the destination's Migration Enclave refused us: %s",
+                 me_refusal(ret));
+        return ret;
+    }
+    if (me_type(in) != want) {
+        fmt_text(why, why_size, "the destination answered the %s with ME message type %u", step,
+                 me_type(in));
+        return -EPROTO;
+    }
+    return 0;
+}
+
 /* Mutual attestation of the local ME (initiator) and the peer's ME over
  * `c`; *session is the local ME's peer session. */
 static int attest(struct spm_tls_conn *c, uint64_t *session, uint8_t peer_platform[32], char *why,
@@ -825,37 +846,15 @@ static int attest(struct spm_tls_conn *c, uint64_t *session, uint8_t peer_platfo
         goto out;
     }
     /* OFFER -> ACCEPT (the destination ME's quote) */
-    if ((ret = peer_round_trip(c, &a, &b, why, why_size)) < 0)
+    if ((ret = attest_step(c, &a, &b, SPM_ME_MSG_PEER_ACCEPT, "offer", why, why_size)) < 0)
         goto out;
-    if ((ret = me_error_status(&b)) < 0) {
-        fmt_text(why, why_size, "the destination's Migration Enclave refused us: %s",
-                 me_refusal(ret));
-        goto out;
-    }
-    if (me_type(&b) != SPM_ME_MSG_PEER_ACCEPT) {
-        ret = -EPROTO;
-        fmt_text(why, why_size, "the destination answered the offer with ME message type %u",
-                 me_type(&b));
-        goto out;
-    }
     if ((ret = me_raw(b.data, b.size, &a)) < 0 || (ret = me_error_status(&a)) < 0) {
         fmt_text(why, why_size, "destination refused before any key left: %s", me_refusal(ret));
         goto out;
     }
     /* CONFIRM (our quote) -> READY */
-    if ((ret = peer_round_trip(c, &a, &b, why, why_size)) < 0)
+    if ((ret = attest_step(c, &a, &b, SPM_ME_MSG_PEER_SEALED, "confirmation", why, why_size)) < 0)
         goto out;
-    if ((ret = me_error_status(&b)) < 0) {
-        fmt_text(why, why_size, "the destination's Migration Enclave refused us: %s",
-                 me_refusal(ret));
-        goto out;
-    }
-    if (me_type(&b) != SPM_ME_MSG_PEER_SEALED) {
-        ret = -EPROTO;
-        fmt_text(why, why_size, "the destination answered the confirmation with type %u",
-                 me_type(&b));
-        goto out;
-    }
     struct spm_me_peer_status st;
     if ((ret = me_raw(b.data, b.size, &a)) < 0 || (ret = me_peer_status(&a, &st)) < 0) {
         fmt_text(why, why_size, "the session with the destination's ME failed: %s", strerror(-ret));
@@ -1225,24 +1224,6 @@ static int read_export(const char *images, int pid, char *refs, size_t refs_size
     return ret;
 }
 
-static __attribute__((unused)) uint64_t dir_bytes(const char *dir)
-{
-    uint64_t total = 0;
-    DIR *d = opendir(dir);
-    if (!d)
-        return 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        struct stat st;
-        char path[PATH_MAX];
-        fmt_text(path, sizeof(path), "%s/%s", dir, e->d_name);
-        if (e->d_name[0] != '.' && stat(path, &st) == 0 && S_ISREG(st.st_mode))
-            total += (uint64_t)st.st_size;
-    }
-    closedir(d);
-    return total;
-}
-
 static void remove_tree(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -1262,6 +1243,14 @@ static void remove_tree(const char *dir)
     }
     closedir(d);
     rmdir(dir);
+}
+
+/* A migration's images are spent (committed elsewhere or rolled back). */
+static void drop_images(const struct journal *j)
+{
+    char images[PATH_MAX];
+    if (migration_dir(j->id, IMAGES_DIR, images, sizeof(images)) == 0)
+        remove_tree(images);
 }
 
 static int copy_tree(const char *from, const char *to)
@@ -1352,9 +1341,7 @@ static int roll_back(struct journal *j, struct admin *a, char *why, size_t why_s
     int ret = restore_in_place(j, a, why, why_size);
     if (ret == 0) {
         (void)journal_phase(j, "kept");
-        char images[PATH_MAX];
-        if (migration_dir(j->id, IMAGES_DIR, images, sizeof(images)) == 0)
-            remove_tree(images);
+        drop_images(j);
     }
     return ret;
 }
@@ -1427,9 +1414,7 @@ static int settle(struct journal *j, struct admin *a, char *why, size_t why_size
     if ((ret = send_go(c, &running, why, why_size)) < 0)
         goto out;
     (void)journal_phase(j, "done");
-    char images[PATH_MAX];
-    if (migration_dir(j->id, IMAGES_DIR, images, sizeof(images)) == 0)
-        remove_tree(images);
+    drop_images(j);
 out:
     if (c)
         spm_tls_close(c);
@@ -1784,9 +1769,7 @@ static void dest_discard(struct journal *j)
     }
     if (j->ip[0])
         (void)service_ip_del(j->ip);
-    char images[PATH_MAX];
-    if (migration_dir(j->id, IMAGES_DIR, images, sizeof(images)) == 0)
-        remove_tree(images);
+    drop_images(j);
     (void)journal_phase(j, "discarded");
 }
 
@@ -1824,9 +1807,7 @@ static int dest_resume(struct journal *j, struct spmd_wire_running *running, cha
     running->import_us = import_us;
     running->resume_us = now_us() - start;
     (void)journal_phase(j, "running");
-    char images[PATH_MAX];
-    if (migration_dir(j->id, IMAGES_DIR, images, sizeof(images)) == 0)
-        remove_tree(images);
+    drop_images(j);
     return 0;
 }
 
