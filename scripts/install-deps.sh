@@ -20,6 +20,8 @@ packages=(
     # scripts/plain-migrate.sh, tests/migrate): captures, address
     # announcements, image transfer over the link, a reference TCP service.
     tcpdump iputils-arping iputils-ping socat redis-server util-linux
+    # bench/run draws its plots with gnuplot.
+    gnuplot-nox
 )
 missing=()
 for p in "${packages[@]}"; do
