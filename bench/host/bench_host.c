@@ -1,6 +1,7 @@
 /* The enclave process of the checkpoint benchmark: loads the benchmark
  * enclave, has it fill --state bytes of its heap, announces itself in
- * DIR/ready ("pid=P state=BYTES rss=BYTES tcs=N elrange=BYTES") and waits
+ * DIR/ready ("pid=P state=BYTES rss=BYTES anon=BYTES tcs=N elrange=BYTES")
+ * and waits
  * (hold.h). SIGUSR1 asks the enclave whether every byte of its state is
  * still there; DIR/check gets "ok bytes=N" or "error ...". Nothing in it is
  * about checkpoints: like any SPM application, it is checkpointed without
@@ -96,9 +97,10 @@ int main(int argc, char **argv)
         return 1;
     }
     char line[256];
-    snprintf(line, sizeof(line), "pid=%d state=%llu rss=%llu tcs=%u elrange=%llu", (int)getpid(),
-             (unsigned long long)out.size, (unsigned long long)hold_rss_bytes(),
-             spm_enclave_tcs_count(g_enclave), (unsigned long long)spm_enclave_size(g_enclave));
+    snprintf(line, sizeof(line), "pid=%d state=%llu rss=%llu anon=%llu tcs=%u elrange=%llu",
+             (int)getpid(), (unsigned long long)out.size, (unsigned long long)hold_rss_bytes(),
+             (unsigned long long)hold_anon_bytes(), spm_enclave_tcs_count(g_enclave),
+             (unsigned long long)spm_enclave_size(g_enclave));
     if (hold_write(dir, "ready", line) < 0) {
         fprintf(stderr, "bench_host: cannot write %s/ready\n", dir);
         spm_enclave_destroy(g_enclave);

@@ -1,10 +1,10 @@
 /* The control process of the checkpoint benchmark: an ordinary program
- * with no enclave that grows its resident set to --rss bytes (the enclave
- * process's, measured by the benchmark) with the same kind of
- * pseudo-random data, announces itself in DIR/ready ("pid=P state=BYTES
- * rss=BYTES") and waits (hold.h). Plain CRIU dumps and restores it; the
- * difference to the enclave process is what SPM costs.
- * usage: bench_plain --rss SIZE --dir DIR */
+ * with no enclave that grows its anonymous memory to --anon bytes (the
+ * enclave process's RssAnon + RssShmem, what CRIU will dump of it) with the
+ * same kind of pseudo-random data, announces itself in DIR/ready ("pid=P
+ * state=BYTES rss=BYTES anon=BYTES") and waits (hold.h). Plain CRIU dumps
+ * and restores it; the difference to the enclave process is what SPM costs.
+ * usage: bench_plain --anon SIZE --dir DIR */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -33,24 +33,24 @@ static void check(char *line, unsigned size)
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: bench_plain --rss SIZE --dir DIR\n");
+    fprintf(out, "usage: bench_plain --anon SIZE --dir DIR\n");
 }
 
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"rss", required_argument, NULL, 'r'},
+        {"anon", required_argument, NULL, 'a'},
         {"dir", required_argument, NULL, 'd'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *dir = NULL;
-    uint64_t rss = 0;
+    uint64_t anon = 0;
     int opt;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (opt) {
-        case 'r':
-            rss = hold_parse_size(optarg);
+        case 'a':
+            anon = hold_parse_size(optarg);
             break;
         case 'd':
             dir = optarg;
@@ -63,13 +63,13 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (!dir || rss == 0 || optind != argc) {
+    if (!dir || anon == 0 || optind != argc) {
         usage(stderr);
         return 2;
     }
     hold_block_signals();
-    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), have = hold_rss_bytes();
-    g_size = rss > have + page ? (rss - have) / page * page : page;
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), have = hold_anon_bytes();
+    g_size = anon > have + page ? (anon - have) / page * page : page;
     g_memory = mmap(NULL, g_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (g_memory == MAP_FAILED) {
         fprintf(stderr, "bench_plain: cannot map %llu bytes: %s\n", (unsigned long long)g_size,
@@ -81,8 +81,9 @@ int main(int argc, char **argv)
     for (uint64_t i = 0; i < g_size / 8; i++)
         g_memory[i] = bench_stream_next(&x);
     char line[256];
-    snprintf(line, sizeof(line), "pid=%d state=%llu rss=%llu", (int)getpid(),
-             (unsigned long long)g_size, (unsigned long long)hold_rss_bytes());
+    snprintf(line, sizeof(line), "pid=%d state=%llu rss=%llu anon=%llu", (int)getpid(),
+             (unsigned long long)g_size, (unsigned long long)hold_rss_bytes(),
+             (unsigned long long)hold_anon_bytes());
     if (hold_write(dir, "ready", line) < 0) {
         fprintf(stderr, "bench_plain: cannot write %s/ready\n", dir);
         return 1;

@@ -20,18 +20,36 @@ void hold_block_signals(void)
     sigprocmask(SIG_BLOCK, &g_waited, NULL);
 }
 
-uint64_t hold_rss_bytes(void)
+/* The sum of /proc/self/status fields `a` and `b` (b may be NULL), bytes. */
+static uint64_t status_kib(const char *a, const char *b)
 {
     FILE *f = fopen("/proc/self/status", "re");
     if (!f)
         return 0;
     char line[256];
-    unsigned long long kib = 0;
-    while (fgets(line, sizeof(line), f))
-        if (sscanf(line, "VmRSS: %llu kB", &kib) == 1)
-            break;
+    uint64_t sum = 0;
+    size_t a_len = strlen(a), b_len = b ? strlen(b) : 0;
+    while (fgets(line, sizeof(line), f)) {
+        const char *value = NULL;
+        if (strncmp(line, a, a_len) == 0 && line[a_len] == ':')
+            value = line + a_len + 1;
+        else if (b && strncmp(line, b, b_len) == 0 && line[b_len] == ':')
+            value = line + b_len + 1;
+        if (value)
+            sum += strtoull(value, NULL, 10);
+    }
     fclose(f);
-    return (uint64_t)kib * 1024;
+    return sum * 1024;
+}
+
+uint64_t hold_rss_bytes(void)
+{
+    return status_kib("VmRSS", NULL);
+}
+
+uint64_t hold_anon_bytes(void)
+{
+    return status_kib("RssAnon", "RssShmem");
 }
 
 int hold_write(const char *dir, const char *name, const char *line)

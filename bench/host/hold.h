@@ -19,6 +19,11 @@ void hold_block_signals(void);
 /* The process's resident set (VmRSS) in bytes, 0 if unknown. */
 uint64_t hold_rss_bytes(void);
 
+/* Its resident anonymous and shared-anonymous memory (RssAnon + RssShmem):
+ * what CRIU copies into its images. File-backed pages (the programs and
+ * libraries) are not dumped, so the control process matches this. */
+uint64_t hold_anon_bytes(void);
+
 /* Writes `line` and a newline to DIR/NAME atomically. 0 or -errno. */
 int hold_write(const char *dir, const char *name, const char *line)
     __attribute__((warn_unused_result));
