@@ -34,8 +34,11 @@ static void migrate_usage(FILE *out)
             "process back here; an interrupted hand-over is settled by 'spm recover'.\n\n"
             "options:\n"
             "  --to HOST[:PORT]   destination spmd (port 7786 by default)\n"
-            "  --mode MODE        stop (stop-and-copy, default), post (post-copy) or pre\n"
-            "                     (pre-copy; needs a kernel with soft-dirty tracking)\n"
+            "  --mode MODE        stop (stop-and-copy, default), post (post-copy: the\n"
+            "                     process runs there while its memory follows; it must\n"
+            "                     be the init of its own PID namespace, and a link or\n"
+            "                     source failure during the post-copy phase loses it)\n"
+            "                     or pre (pre-copy; needs soft-dirty tracking)\n"
             "  --move-ip A/P      the service address A/P moves with the process: taken\n"
             "                     down here after the dump, brought up there (gratuitous\n"
             "                     ARP) before the restore\n"
@@ -166,9 +169,13 @@ static void print_migration_report(const char *line)
     printf("migration report\n");
     if (field(line, "id", v, sizeof(v)))
         printf("  migration id:   %s\n", v);
-    char to[128];
-    if (field(line, "pid", v, sizeof(v)))
-        printf("  process:        pid %s -> %s\n", v, field(line, "to", to, sizeof(to)) ? to : "?");
+    char to[128], new_pid[32];
+    if (field(line, "pid", v, sizeof(v))) {
+        printf("  process:        pid %s -> %s", v, field(line, "to", to, sizeof(to)) ? to : "?");
+        if (field(line, "new_pid", new_pid, sizeof(new_pid)) && strcmp(new_pid, v) != 0)
+            printf(" (pid %s there, init of a new PID namespace)", new_pid);
+        printf("\n");
+    }
     if (field(line, "mode", v, sizeof(v)))
         printf("  mode:           %s\n", strcmp(v, "post") == 0 ? "post-copy" : "stop-and-copy");
     printf("  total time:     %.1f ms\n", field_double(line, "total_ms"));
@@ -182,6 +189,10 @@ static void print_migration_report(const char *line)
            field_double(line, "export_ms"), field_double(line, "dump_ms"),
            field_double(line, "transfer_ms"), field_double(line, "restore_ms"),
            field_double(line, "handover_ms"), field_double(line, "resume_ms"));
+    if (field(line, "mode", v, sizeof(v)) && strcmp(v, "post") == 0)
+        printf("  post-copy:      %.1f ms more until the last of %.0f page bytes arrived (the "
+               "process ran meanwhile)\n",
+               field_double(line, "postcopy_ms"), field_double(line, "postcopy_bytes"));
 }
 
 /* Sends `request`, relays progress, returns the exit code. */

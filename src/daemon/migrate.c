@@ -37,8 +37,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -50,6 +53,7 @@
 #include "crypto/hash.h"
 #include "net/tls.h"
 #include "spm/abi/me_abi.h"
+#include "tunnel.h"
 #include "wire.h"
 
 extern char **environ;
@@ -293,8 +297,7 @@ static bool active_has(const uint8_t id[16])
 /* Runs argv with `extra` NAME=VALUE entries added to (or replacing) the
  * environment; stdout+stderr go to `log_path` (or /dev/null). The child's
  * environment is built before fork: this process has threads. */
-static int run(char *const argv[], char *const extra[], const char *log_path, int *status,
-               uint64_t *usec)
+static int spawn(char *const argv[], char *const extra[], const char *log_path, pid_t *pid)
 {
     size_t env_count = 0, extra_count = 0;
     while (environ[env_count])
@@ -319,7 +322,6 @@ static int run(char *const argv[], char *const extra[], const char *log_path, in
     envp[n] = NULL;
     int out =
         open(log_path ? log_path : "/dev/null", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    uint64_t start = now_us();
     pid_t child = fork();
     if (child < 0) {
         int err = errno;
@@ -343,14 +345,33 @@ static int run(char *const argv[], char *const extra[], const char *log_path, in
     free(envp);
     if (out >= 0)
         close(out);
+    *pid = child;
+    return 0;
+}
+
+/* Waits for a child of spawn: its exit status, or 128 + signal. */
+static int reap(pid_t child, int *status)
+{
     int st;
     while (waitpid(child, &st, 0) < 0)
         if (errno != EINTR)
             return -errno;
-    if (usec)
-        *usec = now_us() - start;
     *status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
     return 0;
+}
+
+/* spawn, then reap: the status and how long it took. */
+static int run(char *const argv[], char *const extra[], const char *log_path, int *status,
+               uint64_t *usec)
+{
+    uint64_t start = now_us();
+    pid_t child;
+    int ret = spawn(argv, extra, log_path, &child);
+    if (ret == 0)
+        ret = reap(child, status);
+    if (ret == 0 && usec)
+        *usec = now_us() - start;
+    return ret;
 }
 
 /* Runs argv and captures up to size-1 bytes of its stdout. */
@@ -591,9 +612,10 @@ static bool reply_live(const char *reply)
 /* criu restore of `images` on this host. deferred: --leave-stopped, the
  * process imports when it is continued (SPM_IMPORT_DEFERRED tells the
  * plugin not to wait for that). */
-static int criu_restore(const char *images, bool deferred, uint64_t *usec)
+static int criu_restore(const char *images, bool deferred, bool lazy, uint64_t *usec)
 {
-    char log_path[PATH_MAX], platform_env[PATH_MAX + 16], socket_env[PATH_MAX + 24];
+    char log_path[PATH_MAX], platform_env[PATH_MAX + 16], socket_env[PATH_MAX + 24],
+        pidfile[PATH_MAX];
     fmt_text(log_path, sizeof(log_path), "%s/restore.out", images);
     fmt_text(platform_env, sizeof(platform_env), "SPM_PLATFORM=%s", g_mig.platform_dir);
     fmt_text(socket_env, sizeof(socket_env), "%s=%s", SPM_SPMD_SOCKET_ENV, g_mig.spmd_socket);
@@ -611,6 +633,14 @@ static int criu_restore(const char *images, bool deferred, uint64_t *usec)
     argv[n++] = "nftables";
     if (deferred)
         argv[n++] = "--leave-stopped";
+    if (lazy) {
+        /* Into a new PID namespace (the dumped one), pages from the
+         * lazy-pages daemon; the pid file names the new host pid. */
+        fmt_text(pidfile, sizeof(pidfile), "%s/restored.pid", images);
+        argv[n++] = "--lazy-pages";
+        argv[n++] = "--pidfile";
+        argv[n++] = pidfile;
+    }
     if (plugin_dir()) {
         argv[n++] = "--libdir";
         argv[n++] = (char *)plugin_dir();
@@ -1099,6 +1129,16 @@ static bool image_name_ok(const char *name)
     return true;
 }
 
+/* CRIU's own logs stay with the host that wrote them (a post-copy dump is
+ * still writing its log while the images go). */
+static bool image_to_send(const char *name)
+{
+    size_t len = strlen(name);
+    bool log = (len > 4 && strcmp(name + len - 4, ".log") == 0) ||
+               (len > 4 && strcmp(name + len - 4, ".out") == 0);
+    return image_name_ok(name) && !log;
+}
+
 static int send_images(struct spm_tls_conn *c, const char *dir, struct transfer *t, struct admin *a,
                        char *why, size_t why_size)
 {
@@ -1113,7 +1153,7 @@ static int send_images(struct spm_tls_conn *c, const char *dir, struct transfer 
         struct stat st;
         char path[PATH_MAX];
         fmt_text(path, sizeof(path), "%s/%s", dir, e->d_name);
-        if (image_name_ok(e->d_name) && stat(path, &st) == 0 && S_ISREG(st.st_mode))
+        if (image_to_send(e->d_name) && stat(path, &st) == 0 && S_ISREG(st.st_mode))
             t->total += (uint64_t)st.st_size;
     }
     rewinddir(d);
@@ -1124,7 +1164,7 @@ static int send_images(struct spm_tls_conn *c, const char *dir, struct transfer 
         struct stat st;
         char path[PATH_MAX];
         fmt_text(path, sizeof(path), "%s/%s", dir, e->d_name);
-        if (!image_name_ok(e->d_name) || stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+        if (!image_to_send(e->d_name) || stat(path, &st) < 0 || !S_ISREG(st.st_mode))
             continue;
         ret = send_file(c, dir, e->d_name, t, a, chunk);
         if (ret < 0)
@@ -1146,10 +1186,36 @@ static int send_images(struct spm_tls_conn *c, const char *dir, struct transfer 
 
 /* ---- Source: the dump ---- */
 
-static int criu_dump(const struct journal *j, const char *images, uint64_t *usec, char *why,
-                     size_t why_size)
+/* Whether something listens on 127.0.0.1:port in this network namespace
+ * (a lazy dump's page server, up once every other image is written). Read
+ * from /proc/net/tcp: connecting to find out would take the server's one
+ * accept. */
+static bool loopback_listening(uint16_t port)
 {
-    char pid_text[16], log_path[PATH_MAX];
+    FILE *f = fopen("/proc/net/tcp", "re");
+    if (!f)
+        return false;
+    char line[256], want[32];
+    fmt_text(want, sizeof(want), "0100007F:%04X", port);
+    bool found = false;
+    while (!found && fgets(line, sizeof(line), f)) {
+        char local[64], remote[64];
+        unsigned state;
+        if (sscanf(line, " %*d: %63s %63s %x", local, remote, &state) == 3)
+            found = strcmp(local, want) == 0 && state == 0x0A;
+    }
+    fclose(f);
+    return found;
+}
+
+/* criu dump of the journal's process into `images`. lazy_port (post-copy):
+ * `--lazy-pages` with the page server on 127.0.0.1:lazy_port; returns once
+ * every image but the memory is written, the dump still running (its
+ * child in *lazy_child) and serving the memory until the pages have moved. */
+static int criu_dump(const struct journal *j, const char *images, uint64_t *usec,
+                     uint16_t lazy_port, pid_t *lazy_child, char *why, size_t why_size)
+{
+    char pid_text[16], port_text[8], log_path[PATH_MAX];
     fmt_text(pid_text, sizeof(pid_text), "%d", j->pid);
     fmt_text(log_path, sizeof(log_path), "%s/dump.out", images);
     char *argv[24];
@@ -1174,14 +1240,48 @@ static int criu_dump(const struct journal *j, const char *images, uint64_t *usec
         argv[n++] = "--libdir";
         argv[n++] = (char *)plugin_dir();
     }
+    if (lazy_port) {
+        fmt_text(port_text, sizeof(port_text), "%u", lazy_port);
+        argv[n++] = "--lazy-pages";
+        argv[n++] = "--address";
+        argv[n++] = "127.0.0.1";
+        argv[n++] = "--port";
+        argv[n++] = port_text;
+    }
     argv[n] = NULL;
-    int status = 0;
-    int ret = run(argv, NULL, log_path, &status, usec);
+    int status = 0, ret;
+    if (lazy_port) {
+        uint64_t start = now_us();
+        pid_t child;
+        ret = spawn(argv, NULL, log_path, &child);
+        while (ret == 0) {
+            if (loopback_listening(lazy_port)) {
+                *lazy_child = child;
+                *usec = now_us() - start;
+                return 0;
+            }
+            int st;
+            pid_t done = waitpid(child, &st, WNOHANG);
+            if (done == child) {
+                status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+                break;
+            }
+            if (now_us() - start > 150000000ull) {
+                /* Stuck: ending CRIU lets the tree go (ptrace detach). */
+                kill(child, SIGKILL);
+                (void)reap(child, &status);
+                break;
+            }
+            usleep(2000);
+        }
+    } else {
+        ret = run(argv, NULL, log_path, &status, usec);
+    }
     if (ret < 0) {
         fmt_text(why, why_size, "cannot run %s: %s", criu_binary(), strerror(-ret));
         return ret;
     }
-    if (status != 0) {
+    if (status != 0 || lazy_port) {
         fmt_text(why, why_size,
                  "criu dump of pid %d failed (exit %d; see %s/dump.log); the process runs on "
                  "here",
@@ -1198,6 +1298,21 @@ static int read_export(const char *images, int pid, char *refs, size_t refs_size
     char path[PATH_MAX];
     fmt_text(path, sizeof(path),
              "%s/" SPM_CONTROL_EXPORT_FILE_PREFIX "%d" SPM_CONTROL_EXPORT_FILE_SUFFIX, images, pid);
+    if (access(path, F_OK) < 0) {
+        /* Named by the pid the process has in its own PID namespace (1 for
+         * a post-copy migration's init): the one record there is. */
+        DIR *d = opendir(images);
+        struct dirent *e;
+        int found = 0;
+        size_t pre = strlen(SPM_CONTROL_EXPORT_FILE_PREFIX);
+        while (d && (e = readdir(d)))
+            if (strncmp(e->d_name, SPM_CONTROL_EXPORT_FILE_PREFIX, pre) == 0 && found++ == 0)
+                fmt_text(path, sizeof(path), "%s/%s", images, e->d_name);
+        if (d)
+            closedir(d);
+        if (found != 1)
+            return -ENOENT;
+    }
     uint8_t *data = NULL;
     size_t size = 0;
     int ret = spm_read_file(path, SPM_CONTROL_MAX_LINE * 2, &data, &size);
@@ -1264,6 +1379,137 @@ static int copy_tree(const char *from, const char *to)
     return ret < 0 ? ret : status ? -EIO : 0;
 }
 
+/* ---- Source: a post-copy dump still serving its pages ----
+ * Until the pages have moved, the frozen tree and CRIU's page server hold
+ * the only full copy of the process's memory, so they outlive a failed
+ * attempt (an in-doubt hand-over is settled by 'spm recover' while this
+ * spmd runs). */
+
+struct lazy_dump {
+    bool used;
+    uint8_t id[16];
+    pid_t child; /* criu dump --lazy-pages */
+    uint16_t port;
+    struct spmd_tunnel_source *tunnel;
+    char tables[4096]; /* nft tables before the dump: its lock table is new */
+};
+
+static struct {
+    pthread_mutex_t lock;
+    struct lazy_dump slots[16];
+} g_lazy = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static struct lazy_dump *lazy_take(const uint8_t id[16])
+{
+    pthread_mutex_lock(&g_lazy.lock);
+    struct lazy_dump *found = NULL;
+    for (size_t i = 0; i < sizeof(g_lazy.slots) / sizeof(g_lazy.slots[0]) && !found; i++)
+        if (g_lazy.slots[i].used && memcmp(g_lazy.slots[i].id, id, 16) == 0)
+            found = &g_lazy.slots[i];
+    pthread_mutex_unlock(&g_lazy.lock);
+    return found;
+}
+
+static struct lazy_dump *lazy_add(const uint8_t id[16], pid_t child, uint16_t port,
+                                  const char *tables)
+{
+    pthread_mutex_lock(&g_lazy.lock);
+    struct lazy_dump *l = NULL;
+    for (size_t i = 0; i < sizeof(g_lazy.slots) / sizeof(g_lazy.slots[0]) && !l; i++)
+        if (!g_lazy.slots[i].used)
+            l = &g_lazy.slots[i];
+    if (l) {
+        memset(l, 0, sizeof(*l));
+        l->used = true;
+        memcpy(l->id, id, 16);
+        l->child = child;
+        l->port = port;
+        fmt_text(l->tables, sizeof(l->tables), "%s", tables);
+    }
+    pthread_mutex_unlock(&g_lazy.lock);
+    return l;
+}
+
+/* A failed lazy dump lets the tree run on but (CRIU 4.2) unlocks nothing:
+ * its established TCP sockets stay in repair mode, where they neither send
+ * nor acknowledge. Takes each of the process's TCP sockets out of repair
+ * mode through a duplicate of its descriptor (pidfd_getfd), as CRIU's own
+ * unlock would; a socket not in repair mode is left as it is. */
+static void tcp_repair_off_all(int pid)
+{
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pidfd < 0)
+        return;
+    char dir[64];
+    fmt_text(dir, sizeof(dir), "/proc/%d/fd", pid);
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    unsigned count = 0;
+    while (d && (e = readdir(d))) {
+        char *end;
+        long target = strtol(e->d_name, &end, 10);
+        if (*end || target < 0)
+            continue;
+        int fd = (int)syscall(SYS_pidfd_getfd, pidfd, (int)target, 0);
+        if (fd < 0)
+            continue;
+        int proto = 0, type = 0, off = 0;
+        socklen_t len = sizeof(proto);
+        if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) == 0 && proto == IPPROTO_TCP &&
+            getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &(socklen_t){sizeof(type)}) == 0 &&
+            type == SOCK_STREAM && setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &off, sizeof(off)) == 0)
+            count++;
+        close(fd);
+    }
+    if (d)
+        closedir(d);
+    close(pidfd);
+    spm_info("spmd: pid %d runs on after a failed post-copy dump: %u TCP sockets out of repair "
+             "mode",
+             pid, count);
+}
+
+/* Ends a post-copy dump. commit (the process runs at the destination):
+ * waits for the last page to move and the dump to complete. Otherwise the
+ * page server's connection is reset, the dump fails and CRIU lets the
+ * source tree run on (the plugin then resumes its enclave here). */
+static int lazy_end(struct lazy_dump *l, bool commit, uint64_t *page_bytes, char *why,
+                    size_t why_size)
+{
+    int ret = 0;
+    if (l->tunnel)
+        ret = spmd_tunnel_source_finish(l->tunnel, commit, page_bytes, why, why_size);
+    else if (commit)
+        ret = -EPIPE;
+    else
+        spmd_tunnel_reset_page_server(l->port);
+    l->tunnel = NULL;
+    int status = -1;
+    for (int waited = 0; waited < 30000; waited += 5) {
+        int st;
+        if (waitpid(l->child, &st, WNOHANG) == l->child) {
+            status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+            break;
+        }
+        usleep(5000);
+    }
+    if (status < 0) {
+        spm_error("spmd: criu dump --lazy-pages (pid %d) did not end: killing it", l->child);
+        kill(l->child, SIGKILL);
+        (void)reap(l->child, &status);
+    }
+    if (commit && ret == 0 && status != 0) {
+        ret = -EIO;
+        fmt_text(why, why_size, "criu dump --lazy-pages ended with status %d after the pages moved",
+                 status);
+    }
+    criu_tables_drop_new(l->tables);
+    pthread_mutex_lock(&g_lazy.lock);
+    l->used = false;
+    pthread_mutex_unlock(&g_lazy.lock);
+    return ret;
+}
+
 /* ---- Source: putting the process back here ---- */
 
 /* The migration is off and the key never left: the process runs here
@@ -1294,7 +1540,7 @@ static int restore_in_place(struct journal *j, struct admin *a, char *why, size_
     }
     uint64_t us = 0;
     emit(a, "progress phase=rollback detail=restoring-here");
-    ret = criu_restore(images, false, &us);
+    ret = criu_restore(images, false, false, &us);
     if (j->ip[0])
         guard_set(j->ip, false);
     if (ret < 0) {
@@ -1329,6 +1575,17 @@ static void send_discard(struct journal *j)
 static int roll_back(struct journal *j, struct admin *a, char *why, size_t why_size)
 {
     send_discard(j);
+    struct lazy_dump *l = lazy_take(j->id);
+    if (l) {
+        /* Post-copy: the tree is still frozen in its dump; failing the dump
+         * lets it run on here. */
+        char ignored[256];
+        emit(a, "progress phase=rollback detail=ending-lazy-dump");
+        (void)lazy_end(l, false, NULL, ignored, sizeof(ignored));
+        tcp_repair_off_all(j->pid);
+        if (j->ip[0])
+            (void)service_ip_add(j->ip);
+    }
     if (process_alive(j->pid) && process_state(j->pid) == 'T') {
         /* The destination's stopped copy is still there (unreachable peer
          * on a shared machine): restoring would collide with it. */
@@ -1413,6 +1670,9 @@ static int settle(struct journal *j, struct admin *a, char *why, size_t why_size
     emit(a, "progress phase=resume");
     if ((ret = send_go(c, &running, why, why_size)) < 0)
         goto out;
+    struct lazy_dump *l = lazy_take(j->id);
+    if (l && (ret = lazy_end(l, true, NULL, why, why_size)) < 0)
+        goto out;
     (void)journal_phase(j, "done");
     drop_images(j);
 out:
@@ -1430,6 +1690,60 @@ struct migrate_request {
     char ip[64];
     char keep[PATH_MAX];
 };
+
+/* Post-copy restores into a new PID namespace (the frozen source keeps its
+ * PIDs until every page has moved), so the process must be the init of its
+ * own one, which CRIU dumps and restores as a whole. */
+static int post_copy_check(int pid, char *why, size_t why_size)
+{
+    char path[64], line[256];
+    fmt_text(path, sizeof(path), "/proc/%d/status", pid);
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        fmt_text(why, why_size, "no process %d on this host", pid);
+        return -ESRCH;
+    }
+    int depth = 0;
+    long last = 0;
+    while (fgets(line, sizeof(line), f)) {
+        if (strncmp(line, "NSpid:", 6) != 0)
+            continue;
+        char *save = NULL;
+        for (char *tok = strtok_r(line + 6, " \t\n", &save); tok;
+             tok = strtok_r(NULL, " \t\n", &save)) {
+            last = strtol(tok, NULL, 10);
+            depth++;
+        }
+        break;
+    }
+    fclose(f);
+    if (depth < 2 || last != 1) {
+        fmt_text(why, why_size,
+                 "post-copy needs pid %d to be the init of its own PID namespace (start it with "
+                 "'unshare --pid --fork'): its source copy stays frozen, holding its PIDs, until "
+                 "every page has moved, so the destination restores it into a new PID namespace; "
+                 "use --mode stop for this process",
+                 pid);
+        return -EOPNOTSUPP;
+    }
+    /* userfaultfd hands pages over through pipes of up to 4 MiB. */
+    uint8_t *cur = NULL;
+    size_t size = 0;
+    if (spm_read_file("/proc/sys/fs/pipe-max-size", 64, &cur, &size) == 0) {
+        char text[32];
+        fmt_text(text, sizeof(text), "%.*s", (int)size, (const char *)cur);
+        free(cur);
+        if (strtoul(text, NULL, 10) < 4194304ul) {
+            FILE *w = fopen("/proc/sys/fs/pipe-max-size", "we");
+            if (!w || fputs("4194304", w) < 0 || fclose(w) != 0) {
+                fmt_text(why, why_size,
+                         "post-copy needs fs.pipe-max-size >= 4194304 and it cannot be raised");
+                return -EPERM;
+            }
+        }
+    }
+    return 0;
+}
 
 static int mode_check(int mode, char *why, size_t why_size)
 {
@@ -1463,8 +1777,10 @@ static void run_migration(struct admin *a, const struct migrate_request *req)
     char dir[PATH_MAX], images[PATH_MAX];
     struct spm_tls_conn *c = NULL;
     uint64_t t0 = now_us(), t_freeze = 0, dump_us = 0, transfer_us = 0, restore_us = 0,
-             handover_us = 0, resume_us = 0, enclave_bytes = 0, export_us = 0, criu_bytes = 0;
-    int ret;
+             handover_us = 0, resume_us = 0, enclave_bytes = 0, export_us = 0, criu_bytes = 0,
+             t_running = 0, postcopy_us = 0, page_bytes = 0;
+    int ret, new_pid = req->pid;
+    struct lazy_dump *lazy = NULL;
 
     if ((ret = mode_check(req->mode, why, sizeof(why))) < 0)
         goto fail_early;
@@ -1473,6 +1789,8 @@ static void run_migration(struct admin *a, const struct migrate_request *req)
         fmt_text(why, sizeof(why), "no process %d on this host", req->pid);
         goto fail_early;
     }
+    if (req->mode == SPMD_MODE_POST && (ret = post_copy_check(req->pid, why, sizeof(why))) < 0)
+        goto fail_early;
     if (!spm_random(j.id, sizeof(j.id))) {
         ret = -EIO;
         fmt_text(why, sizeof(why), "no randomness for a migration id");
@@ -1508,9 +1826,24 @@ static void run_migration(struct admin *a, const struct migrate_request *req)
     char tables_before[4096];
     criu_tables(tables_before, sizeof(tables_before));
     emit(a, "progress phase=dump");
-    t_freeze = now_us();
-    if ((ret = criu_dump(&j, images, &dump_us, why, sizeof(why))) < 0)
+    uint16_t lazy_port = 0;
+    pid_t lazy_child = 0;
+    if (req->mode == SPMD_MODE_POST && (ret = spmd_tunnel_free_port(&lazy_port)) < 0) {
+        fmt_text(why, sizeof(why), "no loopback port for CRIU's page server: %s", strerror(-ret));
         goto fail_discard;
+    }
+    t_freeze = now_us();
+    if ((ret = criu_dump(&j, images, &dump_us, lazy_port, &lazy_child, why, sizeof(why))) < 0)
+        goto fail_discard;
+    if (lazy_port && !(lazy = lazy_add(j.id, lazy_child, lazy_port, tables_before))) {
+        spmd_tunnel_reset_page_server(lazy_port);
+        int ignored;
+        (void)reap(lazy_child, &ignored);
+        ret = -ENOSPC;
+        fmt_text(why, sizeof(why), "too many post-copy migrations at once; pid %d runs on here",
+                 j.pid);
+        goto fail_discard;
+    }
     if ((ret = read_export(images, j.pid, j.refs, sizeof(j.refs), &enclave_bytes, &export_us)) <
         0) {
         fmt_text(why, sizeof(why),
@@ -1533,12 +1866,26 @@ static void run_migration(struct admin *a, const struct migrate_request *req)
         goto fail_rollback;
     if (j.ip[0])
         (void)service_ip_del(j.ip);
-    criu_tables_drop_new(tables_before);
+    /* A post-copy dump keeps its lock until it ends (lazy_end drops it). */
+    if (!lazy)
+        criu_tables_drop_new(tables_before);
     emit(a, "progress phase=dumped enclave_bytes=%" PRIu64 " dump_ms=%.1f", enclave_bytes,
          dump_us / 1000.0);
     if (req->keep[0])
         (void)copy_tree(images, req->keep);
 
+    if (lazy) {
+        /* The page server's stream gets its own connection, opened now so
+         * that the server (waiting for its one client) is taken by us. */
+        struct spm_tls_conn *tc = NULL;
+        if ((ret = peer_connect(req->to, SPMD_HELLO_TUNNEL, &j, &tc, why, sizeof(why))) < 0)
+            goto fail_rollback;
+        if ((ret = spmd_tunnel_source_start(tc, lazy_port, &lazy->tunnel)) < 0) {
+            spm_tls_close(tc);
+            fmt_text(why, sizeof(why), "cannot start the post-copy tunnel: %s", strerror(-ret));
+            goto fail_rollback;
+        }
+    }
     struct transfer t = {0};
     uint64_t ts = now_us();
     if ((ret = send_images(c, images, &t, a, why, sizeof(why))) < 0)
@@ -1551,7 +1898,7 @@ static void run_migration(struct admin *a, const struct migrate_request *req)
         goto fail_rollback;
 
     emit(a, "progress phase=restore");
-    struct spmd_wire_restore rs = {0};
+    struct spmd_wire_restore rs = {.flags = lazy ? SPMD_RESTORE_LAZY : 0};
     fmt_text(rs.service_ip, sizeof(rs.service_ip), "%s", j.ip);
     struct spmd_wire_restored restored;
     ret = spm_tls_send(c, SPMD_WIRE_RESTORE, &rs, sizeof(rs), PEER_TIMEOUT_MS);
@@ -1563,6 +1910,12 @@ static void run_migration(struct admin *a, const struct migrate_request *req)
     if (ret < 0)
         goto fail_rollback;
     restore_us = restored.restore_us;
+    new_pid = (int)restored.pid;
+    if (lazy && !spmd_tunnel_source_ok(lazy->tunnel)) {
+        ret = -EPIPE;
+        fmt_text(why, sizeof(why), "the post-copy page stream broke before the hand-over");
+        goto fail_rollback;
+    }
     if ((ret = journal_phase(&j, "handover")) < 0)
         goto fail_rollback;
 
@@ -1601,25 +1954,42 @@ static void run_migration(struct admin *a, const struct migrate_request *req)
     struct spmd_wire_running running = {0};
     uint64_t tr = now_us();
     ret = send_go(c, &running, why, sizeof(why));
-    resume_us = now_us() - tr;
+    t_running = now_us();
+    resume_us = t_running - tr;
     if (ret < 0) {
         fmt_text(why + strlen(why), sizeof(why) - strlen(why),
                  "; the key is at the destination: 'spm recover' resumes it there");
         goto fail_noclean;
+    }
+    if (lazy) {
+        /* The process runs there; the rest of its memory follows. */
+        emit(a, "progress phase=post-copy pid=%d", new_pid);
+        ret = lazy_end(lazy, true, &page_bytes, why, sizeof(why));
+        lazy = NULL;
+        postcopy_us = now_us() - t_running;
+        if (ret < 0) {
+            fmt_text(why + strlen(why), sizeof(why) - strlen(why),
+                     "; the destination stops its copy rather than run it with pages missing");
+            goto fail_noclean;
+        }
     }
     (void)journal_phase(&j, "done");
     remove_tree(images);
 
 report:;
     uint64_t t_end = now_us();
+    if (!t_running)
+        t_running = t_end;
     emit(a,
-         "report ok=1 id=%s pid=%d to=%s mode=%s total_ms=%.1f downtime_ms=%.1f "
+         "report ok=1 id=%s pid=%d new_pid=%d to=%s mode=%s total_ms=%.1f downtime_ms=%.1f "
          "enclave_bytes=%" PRIu64 " criu_bytes=%" PRIu64 " export_ms=%.1f dump_ms=%.1f "
-         "transfer_ms=%.1f restore_ms=%.1f handover_ms=%.1f resume_ms=%.1f",
-         hex, j.pid, req->to, req->mode == SPMD_MODE_POST ? "post" : "stop", (t_end - t0) / 1000.0,
-         (t_end - t_freeze) / 1000.0, enclave_bytes, criu_bytes, export_us / 1000.0,
-         dump_us / 1000.0, transfer_us / 1000.0, restore_us / 1000.0, handover_us / 1000.0,
-         resume_us / 1000.0);
+         "transfer_ms=%.1f restore_ms=%.1f handover_ms=%.1f resume_ms=%.1f "
+         "postcopy_ms=%.1f postcopy_bytes=%" PRIu64,
+         hex, j.pid, new_pid, req->to, req->mode == SPMD_MODE_POST ? "post" : "stop",
+         (t_end - t0) / 1000.0, (t_running - t_freeze) / 1000.0, enclave_bytes,
+         criu_bytes + page_bytes, export_us / 1000.0, dump_us / 1000.0, transfer_us / 1000.0,
+         restore_us / 1000.0, handover_us / 1000.0, resume_us / 1000.0, postcopy_us / 1000.0,
+         page_bytes);
     if (c)
         spm_tls_close(c);
     active_set(j.id, false);
@@ -1763,12 +2133,24 @@ static void dest_discard(struct journal *j)
     /* Only a copy this host restored is ours to kill: before that the pid
      * is the source's (one machine, one pid space, in the tests). */
     bool restored_here = strcmp(j->phase, "restoring") == 0 || strcmp(j->phase, "restored") == 0;
+    spmd_tunnel_forget(j->id);
     if (restored_here && process_alive(j->pid) && process_state(j->pid) == 'T') {
         kill(j->pid, SIGKILL);
         wait_gone(j->pid, 5000);
     }
     if (j->ip[0])
         (void)service_ip_del(j->ip);
+    /* CRIU's logs outlive the discarded images: they say what went wrong. */
+    char from[PATH_MAX], to[PATH_MAX];
+    static const char *const logs[] = {"restore.log", "lazy.log"};
+    for (size_t i = 0; i < sizeof(logs) / sizeof(logs[0]); i++)
+        if (migration_dir(j->id, IMAGES_DIR, from, sizeof(from)) == 0 &&
+            migration_dir(j->id, logs[i], to, sizeof(to)) == 0 &&
+            strlen(from) + strlen(logs[i]) + 2 < sizeof(from)) {
+            strcat(from, "/");
+            strcat(from, logs[i]);
+            (void)rename(from, to);
+        }
     drop_images(j);
     (void)journal_phase(j, "discarded");
 }
@@ -1782,13 +2164,20 @@ static int dest_resume(struct journal *j, struct spmd_wire_running *running, cha
     uint64_t start = now_us();
     memset(running, 0, sizeof(*running));
     running->pid = (uint32_t)j->pid;
+    if (!process_alive(j->pid) && j->mode == SPMD_MODE_POST) {
+        fmt_text(why, why_size,
+                 "pid %d is gone here and a post-copy migration's images hold no memory to "
+                 "restore it from",
+                 j->pid);
+        return -ESRCH;
+    }
     if (!process_alive(j->pid)) {
         char images[PATH_MAX];
         int ret = migration_dir(j->id, IMAGES_DIR, images, sizeof(images));
         if (ret == 0 && j->ip[0])
             (void)service_ip_add(j->ip);
         if (ret == 0)
-            ret = criu_restore(images, true, NULL);
+            ret = criu_restore(images, true, false, NULL);
         if (ret < 0) {
             fmt_text(why, why_size, "pid %d is gone here and restoring it again failed", j->pid);
             return ret;
@@ -1809,6 +2198,95 @@ static int dest_resume(struct journal *j, struct spmd_wire_running *running, cha
     (void)journal_phase(j, "running");
     drop_images(j);
     return 0;
+}
+
+/* Post-copy: the tunnel broke while the copy here may run; its missing
+ * pages will not come, so it must not go on with zero-filled memory. */
+static void dest_lost(const uint8_t id[16], const char *why)
+{
+    char hex[33];
+    struct journal j;
+    id_hex(id, hex);
+    if (journal_read(hex, &j) < 0)
+        return;
+    spm_error("spmd: migration %s: pid %d lost pages still at the source (%s); stopping it "
+              "(SIGKILL) rather than let it run on memory that is not its own",
+              hex, j.pid, why);
+    if (process_alive(j.pid)) {
+        kill(j.pid, SIGKILL);
+        wait_gone(j.pid, 5000);
+    }
+    (void)journal_phase(&j, "lost");
+}
+
+/* Post-copy: CRIU's lazy-pages daemon, dialling the tunnel's loopback end,
+ * serving the restore's page faults over images/lazy-pages.socket. */
+static int dest_lazy_daemon(struct incoming *in, char *why, size_t why_size)
+{
+    uint16_t port = 0;
+    int ret = spmd_tunnel_port(in->j.id, 10000, &port);
+    if (ret < 0) {
+        fmt_text(why, why_size, "the post-copy tunnel from the source never arrived");
+        return ret;
+    }
+    char port_text[8], log_path[PATH_MAX], sock[PATH_MAX];
+    fmt_text(port_text, sizeof(port_text), "%u", port);
+    fmt_text(log_path, sizeof(log_path), "%s/lazy.out", in->images);
+    fmt_text(sock, sizeof(sock), "%s/lazy-pages.socket", in->images);
+    char *argv[24];
+    int n = 0;
+    argv[n++] = (char *)criu_binary();
+    argv[n++] = "lazy-pages";
+    argv[n++] = "--page-server";
+    argv[n++] = "--address";
+    argv[n++] = "127.0.0.1";
+    argv[n++] = "--port";
+    argv[n++] = port_text;
+    argv[n++] = "-D";
+    argv[n++] = in->images;
+    argv[n++] = "-o";
+    argv[n++] = "lazy.log";
+    argv[n++] = "-v4";
+    if (plugin_dir()) {
+        argv[n++] = "--libdir";
+        argv[n++] = (char *)plugin_dir();
+    }
+    argv[n] = NULL;
+    pid_t child;
+    if ((ret = spawn(argv, NULL, log_path, &child)) < 0) {
+        fmt_text(why, why_size, "cannot run criu lazy-pages: %s", strerror(-ret));
+        return ret;
+    }
+    spmd_tunnel_set_daemon(in->j.id, child);
+    for (int waited = 0; waited < 10000; waited += 2) {
+        struct stat st;
+        if (stat(sock, &st) == 0 && S_ISSOCK(st.st_mode))
+            return 0;
+        if (kill(child, 0) < 0)
+            break;
+        usleep(2000);
+    }
+    fmt_text(why, why_size, "criu lazy-pages did not start here (see %s/lazy.log)", in->images);
+    return -EIO;
+}
+
+/* The restored copy's pid: the same as the source's, or (post-copy, a new
+ * PID namespace) the host pid CRIU wrote. */
+static int dest_restored_pid(struct incoming *in)
+{
+    if (in->j.mode != SPMD_MODE_POST)
+        return in->j.pid;
+    char path[PATH_MAX];
+    fmt_text(path, sizeof(path), "%s/restored.pid", in->images);
+    uint8_t *data = NULL;
+    size_t size = 0;
+    if (spm_read_file(path, 64, &data, &size) < 0)
+        return -1;
+    char text[32];
+    fmt_text(text, sizeof(text), "%.*s", (int)size, (const char *)data);
+    free(data);
+    long pid = strtol(text, NULL, 10);
+    return pid > 0 && pid < INT_MAX ? (int)pid : -1;
 }
 
 static bool me_type_from_peer(const uint8_t *msg, size_t size)
@@ -1939,13 +2417,33 @@ static void serve_peer(struct spm_tls_conn *c)
     hello.source[sizeof(hello.source) - 1] = 0;
     hello.name[sizeof(hello.name) - 1] = 0;
     if (hello.version != SPMD_WIRE_VERSION ||
-        !(hello.flags == SPMD_HELLO_MIGRATE || hello.flags == SPMD_HELLO_RESUME)) {
+        !(hello.flags == SPMD_HELLO_MIGRATE || hello.flags == SPMD_HELLO_RESUME ||
+          hello.flags == SPMD_HELLO_TUNNEL) ||
+        hello.mode > SPMD_MODE_PRE) {
         (void)send_error(c, -EPROTONOSUPPORT, "wire version %u flags %u not supported",
                          hello.version, hello.flags);
         goto out;
     }
     char hex[33];
     id_hex(hello.migration_id, hex);
+    if (hello.flags == SPMD_HELLO_TUNNEL) {
+        ret = spmd_tunnel_attach(hello.migration_id, spm_tls_peer_name(c));
+        if (ret < 0) {
+            (void)send_error(c, ret, "no post-copy migration %s from %s expects a tunnel", hex,
+                             spm_tls_peer_name(c));
+            goto out;
+        }
+        struct spmd_wire_hello mine = {.version = SPMD_WIRE_VERSION, .flags = hello.flags};
+        memcpy(mine.migration_id, hello.migration_id, 16);
+        fmt_text(mine.name, sizeof(mine.name), "%s", g_mig.name);
+        if (spm_tls_send(c, SPMD_WIRE_HELLO, &mine, sizeof(mine), PEER_TIMEOUT_MS) < 0) {
+            spmd_tunnel_forget(hello.migration_id);
+            goto out;
+        }
+        spmd_tunnel_serve(c, hello.migration_id, dest_lost);
+        c = NULL;
+        goto out;
+    }
     if (hello.flags == SPMD_HELLO_RESUME) {
         have_journal = journal_read(hex, &in.j) == 0;
     } else {
@@ -1963,6 +2461,12 @@ static void serve_peer(struct spm_tls_conn *c)
         if (in.j.pid <= 0 || migration_dir(in.j.id, IMAGES_DIR, in.images, sizeof(in.images)) < 0 ||
             spm_mkdir_p(in.images, 0700) < 0 || journal_phase(&in.j, "receiving") < 0) {
             (void)send_error(c, -EIO, "cannot prepare to receive migration %s", hex);
+            goto out;
+        }
+        if (in.j.mode == SPMD_MODE_POST && spmd_tunnel_expect(in.j.id, spm_tls_peer_name(c)) < 0) {
+            (void)send_error(c, -ENOSPC, "cannot take another post-copy migration now");
+            in.j.phase[0] = 0;
+            dest_discard(&in.j);
             goto out;
         }
         have_journal = fresh = true;
@@ -2046,6 +2550,13 @@ static void serve_peer(struct spm_tls_conn *c)
             }
             memcpy(&rs, body, sizeof(rs));
             rs.service_ip[sizeof(rs.service_ip) - 1] = 0;
+            if ((rs.flags & ~SPMD_RESTORE_LAZY) ||
+                !(rs.flags & SPMD_RESTORE_LAZY) != (in.j.mode != SPMD_MODE_POST)) {
+                ret = -EINVAL;
+                fmt_text(why, sizeof(why), "RESTORE flags %#x do not match the migration's mode",
+                         rs.flags);
+                break;
+            }
             if (rs.service_ip[0] &&
                 strspn(rs.service_ip, "0123456789./") != strlen(rs.service_ip)) {
                 ret = -EINVAL;
@@ -2064,10 +2575,22 @@ static void serve_peer(struct spm_tls_conn *c)
                 break;
             }
             uint64_t us = 0;
-            ret = criu_restore(in.images, true, &us);
+            char lazy_why[256] = "";
+            ret =
+                in.j.mode == SPMD_MODE_POST ? dest_lazy_daemon(&in, lazy_why, sizeof(lazy_why)) : 0;
+            if (ret == 0)
+                ret = criu_restore(in.images, true, in.j.mode == SPMD_MODE_POST, &us);
             if (in.j.ip[0])
                 guard_set(in.j.ip, false);
-            if (ret < 0 || process_state(in.j.pid) != 'T') {
+            int restored_pid = ret == 0 ? dest_restored_pid(&in) : -1;
+            if (restored_pid > 0 && restored_pid != in.j.pid) {
+                /* The journal names the copy this host restored. */
+                in.j.pid = restored_pid;
+                (void)journal_phase(&in.j, "restoring");
+            }
+            if (ret < 0 || restored_pid <= 0 || process_state(in.j.pid) != 'T') {
+                if (lazy_why[0])
+                    spm_error("spmd: %s", lazy_why);
                 if (ret == 0)
                     ret = -ESRCH;
                 fmt_text(why, sizeof(why),
@@ -2099,6 +2622,15 @@ static void serve_peer(struct spm_tls_conn *c)
             if (strcmp(in.j.phase, "running") == 0) {
                 running = (struct spmd_wire_running){.pid = (uint32_t)in.j.pid};
                 ret = 0;
+            } else if (in.j.mode == SPMD_MODE_POST && spmd_tunnel_go(in.j.id) < 0) {
+                /* The key is here but the copy's memory is not, and will
+                 * not come: it never runs. */
+                ret = -EPIPE;
+                fmt_text(why, sizeof(why),
+                         "the post-copy page stream from the source broke: pid %d here is "
+                         "missing memory and is not resumed",
+                         in.j.pid);
+                dest_lost(in.j.id, "page stream broken before GO");
             } else {
                 ret = dest_resume(&in.j, &running, why, sizeof(why));
             }

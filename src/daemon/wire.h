@@ -22,6 +22,16 @@
  *                            copy, removes the images and the service IP
  *   D -> S  QUERY            (recovery, on a connection D opens) what became
  *                            of a migration; S answers STATE
+ *
+ * Post-copy (--mode post) opens a second connection for the same migration
+ * (HELLO with SPMD_HELLO_TUNNEL) before RESTORE. It carries CRIU's
+ * page-server stream between the source's `criu dump --lazy-pages` and the
+ * destination's `criu lazy-pages` daemon, which both talk plain TCP on
+ * their own host's loopback only:
+ *   S <-> D TUNNEL_DATA      bytes of that stream, in order
+ *   S <-> D TUNNEL_END       this side's end of the stream closed, with how
+ *                            (D: the lazy-pages daemon's exit status, 0 when
+ *                            every page arrived)
  *   any     ERROR            status + message; the session ends
  *
  * Every body is a packed struct with a size checked exactly (names and
@@ -57,11 +67,14 @@ enum spmd_wire_type {
     SPMD_WIRE_STATE,
     SPMD_WIRE_OK,
     SPMD_WIRE_ERROR,
+    SPMD_WIRE_TUNNEL_DATA,
+    SPMD_WIRE_TUNNEL_END,
 };
 
 /* Purpose of a connection, in HELLO.flags. */
 #define SPMD_HELLO_MIGRATE 1u /* a new migration: D prepares an incoming dir */
 #define SPMD_HELLO_RESUME  2u /* recovery of a known migration: D looks it up */
+#define SPMD_HELLO_TUNNEL  4u /* the page-server tunnel of a post-copy migration */
 
 struct spmd_wire_hello {
     uint32_t version;
@@ -90,6 +103,9 @@ struct spmd_wire_images_done {
     uint64_t bytes;
 } __attribute__((packed));
 
+/* RESTORE.flags */
+#define SPMD_RESTORE_LAZY 1u /* post-copy: restore with --lazy-pages through the tunnel */
+
 struct spmd_wire_restore {
     uint32_t flags;
     uint32_t reserved;
@@ -107,6 +123,11 @@ struct spmd_wire_running {
     uint32_t reserved;
     uint64_t resume_us; /* SIGCONT until the enclave's import finished */
     uint64_t import_us; /* the import itself, as the process measured it */
+} __attribute__((packed));
+
+struct spmd_wire_tunnel_end {
+    int32_t status; /* 0: the stream ended cleanly; else why it did not */
+    uint32_t reserved;
 } __attribute__((packed));
 
 enum spmd_wire_outcome {
@@ -142,5 +163,6 @@ _Static_assert(sizeof(struct spmd_wire_restored) == 16, "wire restored");
 _Static_assert(sizeof(struct spmd_wire_running) == 24, "wire running");
 _Static_assert(sizeof(struct spmd_wire_state) == 24, "wire state");
 _Static_assert(sizeof(struct spmd_wire_error) == 8, "wire error");
+_Static_assert(sizeof(struct spmd_wire_tunnel_end) == 8, "wire tunnel end");
 
 #endif

@@ -87,9 +87,10 @@ spm_spmd_start() {
         --listen "$(spm_host_ip "$name")" --tls-dir "$dir/tls" --name "$name" \
         --me "${!me_var:-$CR_ME_IMAGE}" "${extra[@]}" </dev/null >>"$dir/spmd.log" 2>&1 &
     SPMD_PID[$name]=$!
-    local i
+    local i n
     for ((i = 0; i < 200; i++)); do
-        [ "$(grep -c "accepting peers" "$dir/spmd.log" 2>/dev/null || true)" -gt "${seen:-0}" ] && return 0
+        n=$(grep -c "accepting peers" "$dir/spmd.log" 2>/dev/null || true)
+        [ "${n:-0}" -gt "${seen:-0}" ] && return 0
         kill -0 "${SPMD_PID[$name]}" 2>/dev/null || mig_fail "spmd of host $name exited: $(tail -3 "$dir/spmd.log")"
         sleep 0.05
     done
@@ -103,8 +104,13 @@ spm_spmd_kill() {
 }
 
 # spm_kvs_start HOST IP: kvs serving on IP:6379 in HOST; sets KVS_PID.
+# With SPM_KVS_PIDNS=1 kvs is the init of its own PID namespace (what a
+# post-copy migration needs; unshare --pid --fork, and its own session
+# inside it, which CRIU needs): KVS_PID is its host pid.
 spm_kvs_start() {
     local host=$1 ip=$2 dir=$MIGRATE_WORK/$1 ns
+    local -a pidns=()
+    [ "${SPM_KVS_PIDNS:-0}" != 1 ] || pidns=(unshare --pid --fork setsid)
     # A run that died may have left the address on some host.
     for ns in /run/netns/spm-*; do
         [ -e "$ns" ] || continue
@@ -113,13 +119,22 @@ spm_kvs_start() {
     done
     mig_service_ip_add "$host" "$ip"
     SPM_PLATFORM=$dir/platform SPM_SPMD_SOCKET=$dir/spmd.sock setsid nsenter \
-        --net="/run/netns/spm-$host" -- "$CR_KVS" --enclave "$CR_KVS_IMAGE" --bind "$ip" \
-        --port 6379 </dev/null >>"$MIGRATE_WORK/kvs.log" 2>&1 &
+        --net="/run/netns/spm-$host" -- "${pidns[@]}" "$CR_KVS" --enclave "$CR_KVS_IMAGE" \
+        --bind "$ip" --port 6379 </dev/null >>"$MIGRATE_WORK/kvs.log" 2>&1 &
     KVS_PID=$!
     MIGRATE_PIDS+=("$KVS_PID")
-    local i
+    local i seen
+    seen=$(grep -c "kvs: serving" "$MIGRATE_WORK/kvs.log" 2>/dev/null || true)
     for ((i = 0; i < 200; i++)); do
-        grep -q "kvs: serving" "$MIGRATE_WORK/kvs.log" 2>/dev/null && return 0
+        if [ "$(grep -c "kvs: serving" "$MIGRATE_WORK/kvs.log" 2>/dev/null || true)" -gt "${seen:-0}" ]; then
+            if [ ${#pidns[@]} -gt 0 ]; then
+                # unshare's child is kvs, the namespace's pid 1.
+                KVS_PID=$(pgrep -P "$KVS_PID" | head -n 1)
+                [ -n "$KVS_PID" ] || mig_fail "kvs in its own PID namespace has no pid"
+                MIGRATE_PIDS+=("$KVS_PID")
+            fi
+            return 0
+        fi
         sleep 0.05
     done
     mig_fail "kvs did not start in host $host"

@@ -960,6 +960,13 @@ int spm_tls_fd(const struct spm_tls_conn *conn)
     return conn ? conn->fd : -1;
 }
 
+bool spm_tls_pending(const struct spm_tls_conn *conn)
+{
+    /* Processed bytes of the current record, or records OpenSSL already
+     * read from the socket and has not processed yet. */
+    return conn && !conn->broken && (SSL_pending(conn->ssl) > 0 || SSL_has_pending(conn->ssl));
+}
+
 int spm_tls_send(struct spm_tls_conn *conn, uint16_t type, const void *body, size_t size,
                  int timeout_ms)
 {

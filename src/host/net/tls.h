@@ -28,6 +28,7 @@
 #ifndef SPM_HOST_NET_TLS_H
 #define SPM_HOST_NET_TLS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -118,6 +119,11 @@ const char *spm_tls_peer_name(const struct spm_tls_conn *conn);
 /* The connection's socket, for poll(2) or for a fault injector's
  * shutdown(2). Borrowed: do not close it. */
 int spm_tls_fd(const struct spm_tls_conn *conn);
+
+/* Whether TLS has already decrypted bytes of this connection that poll(2)
+ * on its socket cannot see: a caller that polls must read while this is
+ * true. */
+bool spm_tls_pending(const struct spm_tls_conn *conn);
 
 /* Sends one frame: header and `size` bytes of `body` (borrowed; may be NULL
  * when size is 0), all of it or an error, within timeout_ms (< 0: no

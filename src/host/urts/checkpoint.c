@@ -307,7 +307,12 @@ int spm_urts_export(struct spm_enclave *e, const struct spm_ckpt_options *o,
         goto abort;
     }
     image_size = (size_t)begin_out.image_size;
-    image = mmap(NULL, image_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    /* Shared anonymous memory on purpose: CRIU dumps it with the images
+     * in every mode, never lazily (lazy-pages serves only private
+     * anonymous memory). A post-copy migration thus carries the sealed
+     * state before the restore, and the import after it reads no page
+     * that still has to cross the link. */
+    image = mmap(NULL, image_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (image == MAP_FAILED) {
         ret = -errno;
         step = "mapping the image buffer";
