@@ -149,8 +149,12 @@ netns_inode() { stat -L -c %i "$1"; }
     die "process $PID is not in host $FROM's network namespace"
 TO_IP=$("$HOSTS" ip "$TO")
 FROM_IP=$("$HOSTS" ip "$FROM")
+nspid=$(awk '/^NSpid:/ { print NF - 1 " " $NF }' "/proc/$PID/status")
+# The init of its own PID namespace is restored into a new one: its host
+# pid changes (the one inside stays 1).
+PIDNS_INIT=0
+[ "${nspid% *}" -ge 2 ] && [ "${nspid#* }" -eq 1 ] && PIDNS_INIT=1
 if [ $LAZY -eq 1 ]; then
-    nspid=$(awk '/^NSpid:/ { print NF - 1 " " $NF }' "/proc/$PID/status")
     [ "${nspid% *}" -ge 2 ] && [ "${nspid#* }" -eq 1 ] ||
         die "--lazy-pages needs PID to be the init of its own PID namespace (NSpid: ${nspid#* } at depth ${nspid% *}); start it with unshare --pid --fork: the frozen source keeps its PIDs until every page has moved"
 fi
@@ -401,7 +405,7 @@ fi
 STAGE=verify
 NEW_PID=$(cat "$RECV_DIR/restored.pid" 2>/dev/null || true)
 [[ $NEW_PID =~ ^[0-9]+$ ]] || die "criu restore wrote no pid file"
-[ $LAZY -eq 1 ] || [ "$NEW_PID" -eq "$PID" ] || die "criu restore gave pid $NEW_PID for $PID"
+[ $LAZY -eq 1 ] || [ $PIDNS_INIT -eq 1 ] || [ "$NEW_PID" -eq "$PID" ] || die "criu restore gave pid $NEW_PID for $PID"
 [ -d "/proc/$NEW_PID" ] || die "criu restore returned but process $NEW_PID does not exist"
 [ "$(netns_inode "/proc/$NEW_PID/ns/net")" == "$(netns_inode "$TO_NS")" ] ||
     die "restored process $NEW_PID is not in host $TO's network namespace"

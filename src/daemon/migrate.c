@@ -633,14 +633,13 @@ static int criu_restore(const char *images, bool deferred, bool lazy, uint64_t *
     argv[n++] = "nftables";
     if (deferred)
         argv[n++] = "--leave-stopped";
-    if (lazy) {
-        /* Into a new PID namespace (the dumped one), pages from the
-         * lazy-pages daemon; the pid file names the new host pid. */
-        fmt_text(pidfile, sizeof(pidfile), "%s/restored.pid", images);
-        argv[n++] = "--lazy-pages";
-        argv[n++] = "--pidfile";
-        argv[n++] = pidfile;
-    }
+    /* The init of its own PID namespace is restored into a new one, under
+     * a new host pid: the pid file names it. */
+    fmt_text(pidfile, sizeof(pidfile), "%s/restored.pid", images);
+    argv[n++] = "--pidfile";
+    argv[n++] = pidfile;
+    if (lazy)
+        argv[n++] = "--lazy-pages"; /* pages from the lazy-pages daemon */
     if (plugin_dir()) {
         argv[n++] = "--libdir";
         argv[n++] = (char *)plugin_dir();
@@ -1515,6 +1514,8 @@ static int lazy_end(struct lazy_dump *l, bool commit, uint64_t *page_bytes, char
 /* The migration is off and the key never left: the process runs here
  * again, from its images or (when it is still alive, e.g. the dump itself
  * failed or was interrupted) by re-importing in place. */
+static int restored_pid(const char *images);
+
 static int restore_in_place(struct journal *j, struct admin *a, char *why, size_t why_size)
 {
     char images[PATH_MAX], reply[SPM_CONTROL_MAX_LINE];
@@ -1548,6 +1549,9 @@ static int restore_in_place(struct journal *j, struct admin *a, char *why, size_
                  j->pid, images);
         return ret;
     }
+    int new_pid = restored_pid(images);
+    if (new_pid > 0)
+        j->pid = new_pid;
     if (process_status(j->pid, reply, sizeof(reply), STATUS_WAIT_MS) < 0 || !reply_live(reply)) {
         fmt_text(why, why_size, "pid %d was restored here but its enclave did not import: %s",
                  j->pid, reply);
@@ -2182,6 +2186,9 @@ static int dest_resume(struct journal *j, struct spmd_wire_running *running, cha
             fmt_text(why, why_size, "pid %d is gone here and restoring it again failed", j->pid);
             return ret;
         }
+        int new_pid = restored_pid(images);
+        if (new_pid > 0)
+            j->pid = new_pid;
     }
     kill(j->pid, SIGCONT);
     int ret = process_status(j->pid, reply, sizeof(reply), STATUS_WAIT_MS);
@@ -2270,14 +2277,12 @@ static int dest_lazy_daemon(struct incoming *in, char *why, size_t why_size)
     return -EIO;
 }
 
-/* The restored copy's pid: the same as the source's, or (post-copy, a new
- * PID namespace) the host pid CRIU wrote. */
-static int dest_restored_pid(struct incoming *in)
+/* The restored copy's pid as CRIU wrote it: the same as the dumped one,
+ * or a new host pid for the init of its own PID namespace. */
+static int restored_pid(const char *images)
 {
-    if (in->j.mode != SPMD_MODE_POST)
-        return in->j.pid;
     char path[PATH_MAX];
-    fmt_text(path, sizeof(path), "%s/restored.pid", in->images);
+    fmt_text(path, sizeof(path), "%s/restored.pid", images);
     uint8_t *data = NULL;
     size_t size = 0;
     if (spm_read_file(path, 64, &data, &size) < 0)
@@ -2582,13 +2587,13 @@ static void serve_peer(struct spm_tls_conn *c)
                 ret = criu_restore(in.images, true, in.j.mode == SPMD_MODE_POST, &us);
             if (in.j.ip[0])
                 guard_set(in.j.ip, false);
-            int restored_pid = ret == 0 ? dest_restored_pid(&in) : -1;
-            if (restored_pid > 0 && restored_pid != in.j.pid) {
+            int new_pid = ret == 0 ? restored_pid(in.images) : -1;
+            if (new_pid > 0 && new_pid != in.j.pid) {
                 /* The journal names the copy this host restored. */
-                in.j.pid = restored_pid;
+                in.j.pid = new_pid;
                 (void)journal_phase(&in.j, "restoring");
             }
-            if (ret < 0 || restored_pid <= 0 || process_state(in.j.pid) != 'T') {
+            if (ret < 0 || new_pid <= 0 || process_state(in.j.pid) != 'T') {
                 if (lazy_why[0])
                     spm_error("spmd: %s", lazy_why);
                 if (ret == 0)

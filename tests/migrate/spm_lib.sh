@@ -112,10 +112,14 @@ spm_kvs_start() {
     local -a pidns=()
     [ "${SPM_KVS_PIDNS:-0}" != 1 ] || pidns=(unshare --pid --fork setsid)
     # A run that died may have left the address on some host.
+    # (with whatever prefix it was given there: /24 here, /32 by spmd)
+    local cidr
     for ns in /run/netns/spm-*; do
         [ -e "$ns" ] || continue
-        nsenter --net="$ns" ip -4 -o addr show | grep -q " $ip/" &&
-            nsenter --net="$ns" ip addr del "$ip/24" dev eth0 2>/dev/null || true
+        for cidr in $(nsenter --net="$ns" ip -4 -o addr show dev eth0 2>/dev/null |
+            awk -v ip="$ip" '{ split($4, a, "/"); if (a[1] == ip) print $4 }'); do
+            nsenter --net="$ns" ip addr del "$cidr" dev eth0 2>/dev/null || true
+        done
     done
     mig_service_ip_add "$host" "$ip"
     SPM_PLATFORM=$dir/platform SPM_SPMD_SOCKET=$dir/spmd.sock setsid nsenter \
