@@ -26,6 +26,9 @@
 #   criu_restore  `spm restore`'s criu restore time minus the import
 #   rebuild       the enclave created again at its base: load, measure, EINIT
 #   import        RESTORE_VERIFY + RESTORE_DECRYPT
+#   spm_cli       what is left: the spm commands' own time outside CRIU
+#                 (start, reading the export records, asking the restored
+#                 process whether its enclave runs)
 # The issue's budget, 10 ms + 2.5 x (S / one-core AES-GCM rate), takes the
 # rate from `openssl speed` in the same run; overhead_vs_budget is the ratio.
 set -euo pipefail
@@ -40,13 +43,13 @@ tcs=$((nproc > 4 ? nproc : 4))
 plot() {
     local dir=$1 summary=$1/../summary.csv data
     data=$(mktemp)
-    # S, then medians of the split, plain total, overhead (min, max) and budget.
+    # S, medians of the split, plain total, overhead, spm_cli; overhead min, max; budget.
     for s in $sizes; do
         awk -F, -v g="S=${s}MiB" -v s="$s" '
             $1 == "2-checkpoint" && $2 == g { med[$3] = $6; lo[$3] = $7; hi[$3] = $8 }
             END {
                 printf "%s", s
-                n = split("export key_handover criu_dump criu_restore rebuild import plain_total overhead", m, " ")
+                n = split("export key_handover criu_dump criu_restore rebuild import plain_total overhead spm_cli", m, " ")
                 for (i = 1; i <= n; i++) printf ",%s", med[m[i]]
                 printf ",%s,%s,%s\n", lo["overhead"], hi["overhead"], med["budget"]
             }' "$summary"
@@ -67,7 +70,8 @@ plot "$data" using 2:xtic(1) title "export (encrypt)", \
      "" using 4 title "CRIU dump", \
      "" using 5 title "CRIU restore", \
      "" using 6 title "enclave rebuild", \
-     "" using 7 title "import (verify + decrypt)"
+     "" using 7 title "import (verify + decrypt)", \
+     "" using 10 title "spm command outside CRIU"
 EOF2
     } | gnuplot
     {
@@ -80,8 +84,8 @@ set ylabel "ms"
 set xtics (1, 4, 16, 64, 256)
 set offsets graph 0.03, graph 0.03, 0, 0
 set key top left
-plot "$data" using 1:9:10:11 with yerrorlines lw 2 title "measured overhead", \
-     "" using 1:12 with linespoints lw 2 dt 2 title "target: 10 ms + 2.5 x S / openssl rate", \
+plot "$data" using 1:9:11:12 with yerrorlines lw 2 title "measured overhead", \
+     "" using 1:13 with linespoints lw 2 dt 2 title "target: 10 ms + 2.5 x S / openssl rate", \
      "" using 1:8 with linespoints lw 1 title "plain criu dump + restore"
 EOF2
     } | gnuplot
@@ -209,6 +213,9 @@ run() {
             bench_sample "$group" rebuild ms "$run" "$(bench_calc "$IMPORT_REBUILD_US / 1e3")"
             bench_sample "$group" import ms "$run" \
                 "$(bench_calc "($IMPORT_VERIFY_US + $IMPORT_DECRYPT_US) / 1e3")"
+            bench_sample "$group" spm_cli ms "$run" "$(bench_calc "$spm_total - \
+                ($SPM_CRIU_DUMP_MS - $SPM_EXPORT_REPORTED_MS) - ($SPM_CRIU_RESTORE_MS - \
+                $SPM_IMPORT_REPORTED_MS) - ($EXPORT_TOTAL_US + $IMPORT_TOTAL_US) / 1e3")"
             bench_sample "$group" budget ms "$run" "$budget"
             bench_sample "$group" overhead_vs_budget x "$run" "$(bench_calc "$overhead / $budget")"
             bench_sample "$group" spm_vs_plain x "$run" "$(bench_calc "$spm_total / $plain_total")"
