@@ -18,7 +18,7 @@
 # Each part works in its own directory under /tmp (its own CA, simulated
 # platform, spmd state and socket, control-socket run directory and CRIU
 # plugin directory), ends every process it started by PID, and removes the
-# nftables tables CRIU may leave behind for those PIDs.
+# nftables table of any dump of its own that was not restored.
 
 bench_log() { echo "[$(date +%T)] ${BENCH_PART:-bench}: $*" >&2; }
 
@@ -105,8 +105,35 @@ bench_stop() {
     bench_wait_gone "$pid" 10 || bench_log "warning: pid $pid still present"
 }
 
+# CRIU's network lock (--network-lock nftables) is a table named after the
+# dump's uuid, removed by the restore. A dump that is never restored (a
+# failed run) leaves it behind: bench_dumped records the images directory,
+# bench_restored forgets it, and cleanup drops the tables still recorded.
+BENCH_DUMPS=()
+
+bench_dumped() { BENCH_DUMPS+=("$1"); }
+
+bench_restored() {
+    local kept=() dir
+    for dir in "${BENCH_DUMPS[@]}"; do
+        [ "$dir" = "$1" ] || kept+=("$dir")
+    done
+    BENCH_DUMPS=("${kept[@]}")
+}
+
+bench_drop_lock_table() {
+    local uuid
+    uuid=$(grep -aom1 '[0-9a-f]\{8\}-[0-9a-f]\{4\}-[0-9a-f]\{4\}-[0-9a-f]\{4\}-[0-9a-f]\{12\}' \
+        "$1/inventory.img" 2>/dev/null) || return 0
+    # CRIU cuts the name to 26 characters.
+    nft delete table inet "CRIU-${uuid:0:21}" 2>/dev/null || true
+}
+
 bench_cleanup() {
-    local entry pid ended=()
+    local entry pid ended=() dir
+    for dir in "${BENCH_DUMPS[@]}"; do
+        bench_drop_lock_table "$dir"
+    done
     [ -n "$BENCH_SPMD_PID" ] && BENCH_PIDS+=("$BENCH_SPMD_PID:$BENCH_SPMD_START")
     for entry in "${BENCH_PIDS[@]}"; do
         pid=${entry%%:*}
@@ -114,7 +141,6 @@ bench_cleanup() {
             continue # gone, or its number now belongs to another process
         fi
         kill -KILL "$pid" 2>/dev/null || true
-        nft delete table inet "CRIU-$pid" 2>/dev/null || true
         ended+=("$pid")
     done
     for pid in "${ended[@]}"; do

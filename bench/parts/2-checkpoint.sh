@@ -112,6 +112,7 @@ plain_cycle() {
     criu dump -t "$pid" -D "$images" -o dump.log --tcp-established --network-lock nftables \
         --libdir "$BENCH_WORK/no-plugins" || bench_die "criu dump of the control: $(tail -n 5 "$images/dump.log")"
     t1=$(bench_now_ns)
+    bench_dumped "$images"
     bench_wait_gone "$pid" 10 || bench_die "control pid $pid still there after criu dump"
     PLAIN_IMAGE_BYTES=$(image_bytes "$images")
     local t1r
@@ -119,6 +120,7 @@ plain_cycle() {
     criu restore -d -D "$images" -o restore.log --tcp-established --network-lock nftables \
         --libdir "$BENCH_WORK/no-plugins" || bench_die "criu restore of the control: $(tail -n 5 "$images/restore.log")"
     t2=$(bench_now_ns)
+    bench_restored "$images"
     bench_track "$pid"
     PLAIN_DUMP_MS=$(bench_calc "($t1 - $t0) / 1e6")
     PLAIN_RESTORE_MS=$(bench_calc "($t2 - $t1r) / 1e6")
@@ -136,6 +138,7 @@ spm_cycle() {
     "$SPM" checkpoint "$pid" -D "$images" >"$dir/checkpoint.out" 2>&1 ||
         bench_die "spm checkpoint: $(tail -n 12 "$dir/checkpoint.out")"
     t1=$(bench_now_ns)
+    bench_dumped "$images"
     bench_wait_gone "$pid" 10 || bench_die "enclave pid $pid still there after spm checkpoint"
     SPM_IMAGE_BYTES=$(image_bytes "$images")
     local t1r
@@ -143,6 +146,7 @@ spm_cycle() {
     "$SPM" restore -D "$images" >"$dir/restore.out" 2>&1 ||
         bench_die "spm restore: $(tail -n 12 "$dir/restore.out")"
     t2=$(bench_now_ns)
+    bench_restored "$images"
     bench_track "$pid"
     SPM_CHECKPOINT_MS=$(bench_calc "($t1 - $t0) / 1e6")
     SPM_RESTORE_MS=$(bench_calc "($t2 - $t1r) / 1e6")
