@@ -269,21 +269,9 @@ bench_check() {
 
 # bench_control PID REQUEST: one request on the process's control socket
 # (src/host/control/control.h); prints the reply line.
+BENCH_CONTROL_REQUEST=$(readlink -f "$(dirname "${BASH_SOURCE[0]}")/../../scripts/control-request.py")
 bench_control() {
-    python3 - "$SPM_RUN_DIR/$1.ctl" "$2" <<'PY'
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.settimeout(300)
-s.connect(sys.argv[1])
-s.sendall(sys.argv[2].encode() + b"\n")
-reply = b""
-while not reply.endswith(b"\n"):
-    data = s.recv(4096)
-    if not data:
-        break
-    reply += data
-print(reply.decode().strip())
-PY
+    "$BENCH_CONTROL_REQUEST" "$SPM_RUN_DIR/$1.ctl" "$2" 300
 }
 
 # bench_openssl_gcm: OpenSSL's AES-256-GCM on one core over 16 KiB

@@ -279,21 +279,9 @@ cr_criu_restore() {
 
 # cr_control PID REQUEST: one request on the process's control socket
 # (control.h), prints the reply line.
+CR_CONTROL_REQUEST=$(readlink -f "$(dirname "${BASH_SOURCE[0]}")/../../scripts/control-request.py")
 cr_control() {
-    python3 - "$SPM_RUN_DIR/$1.ctl" "$2" <<'PY'
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.settimeout(30)
-s.connect(sys.argv[1])
-s.sendall(sys.argv[2].encode() + b"\n")
-reply = b""
-while not reply.endswith(b"\n"):
-    data = s.recv(4096)
-    if not data:
-        break
-    reply += data
-print(reply.decode().strip())
-PY
+    "$CR_CONTROL_REQUEST" "$SPM_RUN_DIR/$1.ctl" "$2" 30
 }
 
 # cr_assert_gone PID WHAT: after a dump, or a refused restore (nothing may
