@@ -349,6 +349,28 @@ static int spawn(char *const argv[], char *const extra[], const char *log_path, 
     return 0;
 }
 
+/* The decimal number a small file (a pid file, a sysctl) holds. */
+static int read_number(const char *path, unsigned long long *value)
+{
+    uint8_t *data = NULL;
+    size_t size = 0;
+    int ret = spm_read_file(path, 64, &data, &size);
+    if (ret < 0)
+        return ret;
+    char text[65];
+    fmt_text(text, sizeof(text), "%.*s", (int)size, (const char *)data);
+    free(data);
+    char *end;
+    errno = 0;
+    *value = strtoull(text, &end, 10);
+    return end == text || errno ? -EBADMSG : 0;
+}
+
+static int exit_code(int wait_status)
+{
+    return WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : 128 + WTERMSIG(wait_status);
+}
+
 /* Waits for a child of spawn: its exit status, or 128 + signal. */
 static int reap(pid_t child, int *status)
 {
@@ -356,8 +378,24 @@ static int reap(pid_t child, int *status)
     while (waitpid(child, &st, 0) < 0)
         if (errno != EINTR)
             return -errno;
-    *status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    *status = exit_code(st);
     return 0;
+}
+
+/* Whether a child of spawn has ended, waiting up to timeout_ms for it
+ * (0: only looks); then *status is as reap's. */
+static bool reaped_within(pid_t child, int timeout_ms, int *status)
+{
+    for (int waited = 0;; waited += 5) {
+        int st;
+        if (waitpid(child, &st, WNOHANG) == child) {
+            *status = exit_code(st);
+            return true;
+        }
+        if (waited >= timeout_ms)
+            return false;
+        usleep(5000);
+    }
 }
 
 /* spawn, then reap: the status and how long it took. */
@@ -1259,12 +1297,8 @@ static int criu_dump(const struct journal *j, const char *images, uint64_t *usec
                 *usec = now_us() - start;
                 return 0;
             }
-            int st;
-            pid_t done = waitpid(child, &st, WNOHANG);
-            if (done == child) {
-                status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+            if (reaped_within(child, 0, &status))
                 break;
-            }
             if (now_us() - start > 150000000ull) {
                 /* Stuck: ending CRIU lets the tree go (ptrace detach). */
                 kill(child, SIGKILL);
@@ -1484,15 +1518,7 @@ static int lazy_end(struct lazy_dump *l, bool commit, uint64_t *page_bytes, char
         spmd_tunnel_reset_page_server(l->port);
     l->tunnel = NULL;
     int status = -1;
-    for (int waited = 0; waited < 30000; waited += 5) {
-        int st;
-        if (waitpid(l->child, &st, WNOHANG) == l->child) {
-            status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-            break;
-        }
-        usleep(5000);
-    }
-    if (status < 0) {
+    if (!reaped_within(l->child, 30000, &status)) {
         spm_error("spmd: criu dump --lazy-pages (pid %d) did not end: killing it", l->child);
         kill(l->child, SIGKILL);
         (void)reap(l->child, &status);
@@ -1731,13 +1757,9 @@ static int post_copy_check(int pid, char *why, size_t why_size)
         return -EOPNOTSUPP;
     }
     /* userfaultfd hands pages over through pipes of up to 4 MiB. */
-    uint8_t *cur = NULL;
-    size_t size = 0;
-    if (spm_read_file("/proc/sys/fs/pipe-max-size", 64, &cur, &size) == 0) {
-        char text[32];
-        fmt_text(text, sizeof(text), "%.*s", (int)size, (const char *)cur);
-        free(cur);
-        if (strtoul(text, NULL, 10) < 4194304ul) {
+    unsigned long long cur = 0;
+    if (read_number("/proc/sys/fs/pipe-max-size", &cur) == 0) {
+        if (cur < 4194304ull) {
             FILE *w = fopen("/proc/sys/fs/pipe-max-size", "we");
             if (!w || fputs("4194304", w) < 0 || fclose(w) != 0) {
                 fmt_text(why, why_size,
@@ -2283,15 +2305,8 @@ static int restored_pid(const char *images)
 {
     char path[PATH_MAX];
     fmt_text(path, sizeof(path), "%s/restored.pid", images);
-    uint8_t *data = NULL;
-    size_t size = 0;
-    if (spm_read_file(path, 64, &data, &size) < 0)
-        return -1;
-    char text[32];
-    fmt_text(text, sizeof(text), "%.*s", (int)size, (const char *)data);
-    free(data);
-    long pid = strtol(text, NULL, 10);
-    return pid > 0 && pid < INT_MAX ? (int)pid : -1;
+    unsigned long long pid = 0;
+    return read_number(path, &pid) == 0 && pid > 0 && pid < INT_MAX ? (int)pid : -1;
 }
 
 static bool me_type_from_peer(const uint8_t *msg, size_t size)

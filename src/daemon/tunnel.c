@@ -38,6 +38,18 @@ static int loopback_socket(uint16_t port, struct sockaddr_in *sa)
     return fd < 0 ? -errno : fd;
 }
 
+/* A connected socket to 127.0.0.1:port, or -errno. */
+static int loopback_connect(uint16_t port)
+{
+    struct sockaddr_in sa;
+    int fd = loopback_socket(port, &sa);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+        return fd;
+    int err = errno;
+    close(fd);
+    return -err;
+}
+
 int spmd_tunnel_free_port(uint16_t *port)
 {
     struct sockaddr_in sa;
@@ -221,13 +233,10 @@ static void *source_main(void *arg)
     int fd = -1;
     int64_t deadline = now_ms() + CONNECT_TIMEOUT_MS;
     while (buf) {
-        struct sockaddr_in sa;
-        fd = loopback_socket(t->page_port, &sa);
-        if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-            break;
-        int err = fd < 0 ? -fd : errno;
+        fd = loopback_connect(t->page_port);
         if (fd >= 0)
-            close(fd);
+            break;
+        int err = -fd;
         fd = -1;
         if (now_ms() > deadline || wait_readable(t->abort_pipe[0], -1, 20) != -ETIMEDOUT) {
             snprintf(t->st.why, sizeof(t->st.why), "no page server on 127.0.0.1:%u: %s",
@@ -277,15 +286,9 @@ static void *source_main(void *arg)
 
 void spmd_tunnel_reset_page_server(uint16_t page_port)
 {
-    struct sockaddr_in sa;
-    int fd = loopback_socket(page_port, &sa);
-    if (fd < 0)
-        return;
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        close(fd);
-        return;
-    }
-    reset_with_bogus_request(fd);
+    int fd = loopback_connect(page_port);
+    if (fd >= 0)
+        reset_with_bogus_request(fd);
 }
 
 int spmd_tunnel_source_start(struct spm_tls_conn *c, uint16_t page_port,
