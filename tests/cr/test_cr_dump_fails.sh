@@ -23,10 +23,12 @@ cr_expect_reply host "$PID" "fill $SEED $HEAP" '^ok heap=(0x[0-9a-f]+) '
 HEAP_ADDR=${BASH_REMATCH[1]}
 cr_expect_reply host "$PID" park '^ok parked$'
 
-cat >"$CR_WORK/fail-post-dump.sh" <<'SH'
+cat >"$CR_WORK/fail-post-dump.sh" <<SH
 #!/bin/sh
-# Fails the dump after everything was written.
-if [ "$CRTOOLS_SCRIPT_ACTION" = post-dump ]; then
+# Fails the dump after everything was written, keeping the frozen, exported
+# process's mappings to look at.
+if [ "\$CRTOOLS_SCRIPT_ACTION" = post-dump ]; then
+    cat /proc/$PID/maps >"$CR_WORK/exported.maps"
     echo "action script: failing post-dump on purpose" >&2
     exit 1
 fi
@@ -44,6 +46,21 @@ python3 "$CR_TAMPER" info "$CR_WORK/failed" ||
     fail "the failed dump holds no checkpoint image: was the enclave exported before post-dump?"
 cr_log "criu dump failed at post-dump as arranged ($CR_CRIU_MS ms)"
 kill -0 "$PID" 2>/dev/null || fail "the process died with the failed dump"
+# While exported, ELRANGE is held by an inaccessible mapping of its own: a
+# dump killed with its parasite still mapped, or any other mapping, cannot
+# take the addresses the resume rebuilds the enclave at.
+python3 - "$CR_WORK/exported.maps" "$HEAP_ADDR" <<'EOF' || fail "ELRANGE is not held while the enclave is out"
+import sys
+addr = int(sys.argv[2], 16)
+for line in open(sys.argv[1]):
+    f = line.split()
+    lo, hi = (int(x, 16) for x in f[0].split("-"))
+    if lo <= addr < hi:
+        assert f[1] == "---p" and len(f) == 5, "the enclave heap's addresses are mapped by: " + line
+        assert hi - lo >= 1 << 20, line
+        sys.exit(0)
+sys.exit("nothing holds the enclave heap's addresses %#x while the enclave is out" % addr)
+EOF
 
 # The resume runs as the process runs again: ecalls wait for it.
 cr_expect_reply host "$PID" release '^ok status=0 stack_ok=16384 stack=0x[0-9a-f]+ ocall_status=0$'

@@ -9,7 +9,12 @@
 # refuse or undo: a process that is not the init of its own PID namespace is
 # refused before anything happens, and a destination whose restore fails
 # leaves the process running on the source with its state.
+#
+# kvs here is built without sanitizers even in the ASan build (spmd and spm
+# keep theirs): CRIU's lazy dump of an ASan process walks the terabytes of
+# ASan's shadow mapping and is killed for want of memory.
 set -euo pipefail
+CR_KVS=${CR_KVS_UNSANITIZED:?run from meson}
 # shellcheck source=spm_lib.sh
 source "${SPM_LIB:?run from meson}"
 mig_require redis-cli redis-benchmark python3 unshare

@@ -28,6 +28,33 @@
 #define ABORT_ATTEMPTS 5
 #define ABORT_PAUSE_MS 200
 
+void spm_urts_elrange_reserve(struct spm_enclave *e)
+{
+    if (e->elrange_reserved || !e->base || !e->size)
+        return;
+    void *p = mmap((void *)e->base, e->size, PROT_NONE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+    if (p == (void *)e->base) {
+        e->elrange_reserved = true;
+        return;
+    }
+    if (p != MAP_FAILED)
+        munmap(p, e->size);
+    /* The import tries anyway; ECREATE then names what is in the way. */
+    spm_error("cannot hold ELRANGE %#llx+%#llx while the enclave is out: %s; another mapping "
+              "there would stop the import",
+              (unsigned long long)e->base, (unsigned long long)e->size,
+              strerror(p == MAP_FAILED ? errno : EEXIST));
+}
+
+void spm_urts_elrange_release(struct spm_enclave *e)
+{
+    if (!e->elrange_reserved)
+        return;
+    munmap((void *)e->base, e->size);
+    e->elrange_reserved = false;
+}
+
 static uint64_t now_us(void)
 {
     struct timespec ts;
@@ -353,6 +380,7 @@ int spm_urts_export(struct spm_enclave *e, const struct spm_ckpt_options *o,
     e->has_ref = ref_ret == 0;
     e->ops->edestroy(e->hw);
     e->hw = NULL;
+    spm_urts_elrange_reserve(e);
     e->ops->close(e->platform);
     e->platform = NULL;
     e->image = image;
@@ -533,6 +561,7 @@ int spm_urts_import(struct spm_enclave *e, const struct spm_ckpt_options *o,
     if (!e->platform && (ret = spm_urts_open_platform(e, platform_dir, sizeof(platform_dir))) < 0)
         goto fail;
     step = "rebuilding ELRANGE at the recorded base";
+    spm_urts_elrange_release(e);
     if ((ret = spm_urts_build(e, e->base, true)) < 0)
         goto fail;
     uint64_t t_built = now_us(), t_begun = 0, t_verified = 0, t_decrypted = 0;
@@ -630,6 +659,7 @@ fail:
         e->ops->edestroy(e->hw);
         e->hw = NULL;
     }
+    spm_urts_elrange_reserve(e);
     if (e->platform) {
         e->ops->close(e->platform);
         e->platform = NULL;

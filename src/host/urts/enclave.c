@@ -306,6 +306,7 @@ void spm_enclave_destroy(struct spm_enclave *e)
         e->ops->close(e->platform);
     if (e->image)
         munmap(e->image, e->image_size);
+    spm_urts_elrange_release(e);
     free(e->tcs_offsets);
     free(e->free_tcs);
     free(e->image_path);

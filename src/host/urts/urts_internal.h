@@ -62,6 +62,12 @@ struct spm_enclave {
      * like any page), and what the last export/import did. */
     uint8_t *image;
     size_t image_size;
+    /* While exported: ELRANGE is held by an inaccessible, unbacked mapping
+     * of its own, so nothing else the process or CRIU maps (a parasite left
+     * by a killed dump, a malloc arena) can take the addresses the import
+     * must rebuild the enclave at. CRIU dumps and restores it as an empty
+     * VMA. */
+    bool elrange_reserved;
     struct spm_ckpt_stats last_export, last_import;
     /* While exported: the public reference the ME escrowed the key under,
      * read back from the image's header (export reply's refs=). */
@@ -129,6 +135,12 @@ int spm_urts_ecall_internal(struct spm_enclave *e, uint32_t tcs_index, uint32_t 
  * e->platform. enclave.c. */
 int spm_urts_open_platform(struct spm_enclave *e, char *dir, size_t dir_size)
     __attribute__((warn_unused_result));
+
+/* Holds ELRANGE with an inaccessible mapping while the enclave is exported
+ * (spm_urts_elrange_reserve), and gives it back for ECREATE or for good
+ * (spm_urts_elrange_release; nothing if not held). checkpoint.c. */
+void spm_urts_elrange_reserve(struct spm_enclave *e);
+void spm_urts_elrange_release(struct spm_enclave *e);
 
 /* Reads e->image_path and runs ECREATE (at `base`, 0: anywhere) / EADD /
  * EINIT on e->platform, setting e->hw, the layout and the identity. With
