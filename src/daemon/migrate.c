@@ -1290,7 +1290,9 @@ static int criu_dump(const struct journal *j, const char *images, uint64_t *usec
     if (lazy_port) {
         uint64_t start = now_us();
         pid_t child;
-        ret = spawn(argv, NULL, log_path, &child);
+        /* The plugin asks the process for a shared image buffer. */
+        char *lazy_env[] = {SPM_CONTROL_LAZY_ENV "=1", NULL};
+        ret = spawn(argv, lazy_env, log_path, &child);
         while (ret == 0) {
             if (loopback_listening(lazy_port)) {
                 *lazy_child = child;

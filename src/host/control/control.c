@@ -392,7 +392,7 @@ int spm_control_parse_request(const char *line, struct spm_control_request *out)
         out->op = SPM_CONTROL_OP_STATUS;
     else
         return -EINVAL;
-    bool seen_timeout = false, seen_threads = false, seen_wait = false;
+    bool seen_timeout = false, seen_threads = false, seen_wait = false, seen_lazy = false;
     const char *p = line + verb_len;
     while (*p) {
         if (*p != ' ' || p[1] == ' ' || p[1] == '\0')
@@ -420,6 +420,12 @@ int spm_control_parse_request(const char *line, struct spm_control_request *out)
                 return -EINVAL;
             out->threads = (unsigned)value;
             seen_threads = true;
+        } else if (key_len == 4 && strncmp(p, "lazy", 4) == 0 && out->op == SPM_CONTROL_OP_EXPORT &&
+                   !seen_lazy) {
+            if (v_len != 1 || *v != '1')
+                return -EINVAL;
+            out->lazy = true;
+            seen_lazy = true;
         } else if (key_len == 7 && strncmp(p, "wait_ms", 7) == 0 &&
                    out->op == SPM_CONTROL_OP_STATUS && !seen_wait) {
             if (parse_u64(v, v_len, SPM_CONTROL_MAX_MS, &value) < 0)
@@ -467,10 +473,12 @@ unsigned spm_control_export_request(char *request, size_t request_size, const ch
                                        SPM_CONTROL_MAX_MS, &ignored[0]);
     unsigned threads =
         env_unsigned(SPM_CONTROL_THREADS_ENV, 0, SPM_CONTROL_MAX_THREADS, &ignored[1]);
-    if (threads)
-        snprintf(request, request_size, "export timeout_ms=%u threads=%u", timeout_ms, threads);
-    else
-        snprintf(request, request_size, "export timeout_ms=%u", timeout_ms);
+    const char *lazy = getenv(SPM_CONTROL_LAZY_ENV);
+    int n = snprintf(request, request_size, "export timeout_ms=%u", timeout_ms);
+    if (threads && n >= 0 && (size_t)n < request_size)
+        n += snprintf(request + n, request_size - (size_t)n, " threads=%u", threads);
+    if (lazy && strcmp(lazy, "1") == 0 && n >= 0 && (size_t)n < request_size)
+        snprintf(request + n, request_size - (size_t)n, " lazy=1");
     return timeout_ms + SPM_CONTROL_EXPORT_MARGIN_MS;
 }
 

@@ -12,7 +12,12 @@
  * Protocol: one request line per connection, one reply line, then close.
  * Words are separated by single spaces; values never contain spaces except
  * the final msg=, which runs to the end of the line.
- *   export [timeout_ms=N] [threads=N]
+ *   export [timeout_ms=N] [threads=N] [lazy=1]
+ *                     lazy=1: CRIU dumps this process with --lazy-pages
+ *                     (post-copy), so the sealed image goes in shared
+ *                     memory, which CRIU copies with the images, rather
+ *                     than in private memory that lazy-pages would send
+ *                     only when the import touches it, over the link
  *       -> ok enclaves=N bytes=N chunks=N threads=N export_us=N
  *       -> error errno=N msg=TEXT         (the enclave is running again)
  *       [refs=REF[,REF...]]  one REF per enclave exported, in registry
@@ -45,6 +50,7 @@
 #ifndef SPM_HOST_CONTROL_CONTROL_H
 #define SPM_HOST_CONTROL_CONTROL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -93,6 +99,7 @@ struct spm_control_request {
     enum spm_control_op op;
     unsigned timeout_ms; /* export: bound on waiting for threads to leave */
     unsigned threads;    /* export: worker threads (0: online CPUs) */
+    bool lazy;           /* export: the dump is lazy (post-copy) */
     unsigned wait_ms;    /* status: wait while an export/import runs */
     /* resume: decoded absolute paths, "" when absent. */
     char platform[SPM_CONTROL_MAX_LINE];
@@ -104,6 +111,8 @@ struct spm_control_request {
  * waiting for threads and its worker threads. */
 #define SPM_CONTROL_TIMEOUT_ENV "SPM_CHECKPOINT_TIMEOUT_MS"
 #define SPM_CONTROL_THREADS_ENV "SPM_CHECKPOINT_THREADS"
+/* "1" when the dump is lazy (post-copy; set by spmd): export lazy=1. */
+#define SPM_CONTROL_LAZY_ENV "SPM_CHECKPOINT_LAZY"
 
 /* Written by the plugin (and the action script) into CRIU's image
  * directory for each exported process, named by its innermost pid

@@ -16,6 +16,7 @@ struct spm_ckpt_options {
         timeout_ms;   /* bound on waiting for threads to leave; 0: SPM_CONTROL_DEFAULT_TIMEOUT_MS */
     unsigned threads; /* worker threads; 0: online CPUs (always capped by idle TCSs) */
     uint64_t chunk_size; /* 0: the enclave's default */
+    bool lazy;           /* export for a lazy (post-copy) dump: shared image buffer */
 };
 
 struct spm_ckpt_stats {

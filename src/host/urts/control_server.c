@@ -88,7 +88,8 @@ static void handle_export(const struct spm_control_request *req, char *reply, si
 {
     struct timespec start;
     clock_gettime(CLOCK_MONOTONIC, &start);
-    struct spm_ckpt_options o = {.timeout_ms = req->timeout_ms, .threads = req->threads};
+    struct spm_ckpt_options o = {
+        .timeout_ms = req->timeout_ms, .threads = req->threads, .lazy = req->lazy};
     unsigned count = 0, max_threads = 0;
     uint64_t bytes = 0, chunks = 0;
     int ret = 0;

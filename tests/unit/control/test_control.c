@@ -32,8 +32,12 @@ static void test_parse_valid(void **state)
     assert_int_equal(spm_control_parse_request("export timeout_ms=250 threads=3", &r), 0);
     assert_int_equal(r.timeout_ms, 250);
     assert_int_equal(r.threads, 3);
+    assert_false(r.lazy);
     assert_int_equal(spm_control_parse_request("export threads=1 timeout_ms=3600000", &r), 0);
     assert_int_equal(r.timeout_ms, 3600000);
+    assert_int_equal(spm_control_parse_request("export timeout_ms=9 lazy=1 threads=2", &r), 0);
+    assert_true(r.lazy);
+    assert_int_equal(r.threads, 2);
     assert_int_equal(spm_control_parse_request("resume", &r), 0);
     assert_int_equal(r.op, SPM_CONTROL_OP_RESUME);
     assert_int_equal(spm_control_parse_request("status", &r), 0);
@@ -62,6 +66,10 @@ static void test_parse_refusals(void **state)
         "export threads=+1",                         /* sign */
         "export threads=1x",                         /* trailing junk */
         "export threads=2 threads=3",                /* repeated */
+        "export lazy=0",                             /* only lazy=1 exists */
+        "export lazy=yes",                           /* only lazy=1 exists */
+        "export lazy=1 lazy=1",                      /* repeated */
+        "resume lazy=1",                             /* export's option */
         "export timeout_ms=0",                       /* zero bound */
         "export timeout_ms=3600001",                 /* over the cap */
         "export timeout_ms=99999999999999999999999", /* overflow */
@@ -216,6 +224,7 @@ static void test_export_request_from_environment(void **state)
     const char *ignored[2];
     unsetenv(SPM_CONTROL_TIMEOUT_ENV);
     unsetenv(SPM_CONTROL_THREADS_ENV);
+    unsetenv(SPM_CONTROL_LAZY_ENV);
     unsigned reply_ms = spm_control_export_request(request, sizeof(request), ignored);
     char want[96];
     snprintf(want, sizeof(want), "export timeout_ms=%u", SPM_CONTROL_DEFAULT_TIMEOUT_MS);
@@ -229,6 +238,16 @@ static void test_export_request_from_environment(void **state)
     reply_ms = spm_control_export_request(request, sizeof(request), ignored);
     assert_string_equal(request, "export timeout_ms=2500 threads=3");
     assert_int_equal(reply_ms, 2500 + SPM_CONTROL_EXPORT_MARGIN_MS);
+    setenv(SPM_CONTROL_LAZY_ENV, "1", 1);
+    spm_control_export_request(request, sizeof(request), ignored);
+    assert_string_equal(request, "export timeout_ms=2500 threads=3 lazy=1");
+    unsetenv(SPM_CONTROL_THREADS_ENV);
+    spm_control_export_request(request, sizeof(request), ignored);
+    assert_string_equal(request, "export timeout_ms=2500 lazy=1");
+    setenv(SPM_CONTROL_LAZY_ENV, "0", 1);
+    spm_control_export_request(request, sizeof(request), ignored);
+    assert_string_equal(request, "export timeout_ms=2500");
+    unsetenv(SPM_CONTROL_LAZY_ENV);
 
     setenv(SPM_CONTROL_TIMEOUT_ENV, "0", 1);
     setenv(SPM_CONTROL_THREADS_ENV, "4x", 1);

@@ -129,6 +129,9 @@ static int sim_ecreate(struct spm_platform *p, struct sgx_secs *secs, struct spm
             return -err;
         }
     }
+    /* EADD and an import write ELRANGE's pages in long runs: let the
+     * kernel back it with 2 MiB pages where it can (advice only). */
+    (void)madvise(base, size, MADV_HUGEPAGE);
     secs->base = (uint64_t)base;
     e->platform = (struct spm_sim_platform *)p;
     e->secs = *secs;
