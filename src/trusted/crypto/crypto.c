@@ -1,6 +1,7 @@
 /* BearSSL behind SPM's trusted API. AES uses the AES-NI implementation and
  * GHASH the PCLMUL one directly (no CPUID probing, which faults inside a
- * hardware enclave); ECDSA uses the constant-time i31 code. */
+ * hardware enclave); ECDSA uses the constant-time i31 code. The checkpoint
+ * engine's chunk AES-GCM is gcm_chunk.c's own. */
 #include "crypto.h"
 
 #include <bearssl.h>
@@ -74,79 +75,6 @@ int tc_aes_gcm(const uint8_t *key, size_t key_size, const uint8_t *iv, size_t iv
     spm_wipe(&aes, sizeof(aes));
     spm_wipe(&gcm, sizeof(gcm));
     return ret;
-}
-
-/* The expanded key behind struct tc_gcm_key. Its AES context holds a vtable
- * pointer BearSSL's init writes, but it is never called through: every
- * call below is a direct call, so the chunk functions read nothing but
- * their arguments, the stack and read-only code. */
-struct gcm_key_impl {
-    br_aes_x86ni_ctr_keys aes;
-    uint8_t h[16];
-};
-_Static_assert(sizeof(struct gcm_key_impl) <= sizeof(((struct tc_gcm_key *)0)->opaque),
-               "GCM key storage");
-
-static const struct gcm_key_impl *gcm_key(const struct tc_gcm_key *key)
-{
-    return (const struct gcm_key_impl *)key->opaque;
-}
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
-void tc_gcm_key_init(struct tc_gcm_key *key, const uint8_t k[32])
-{
-    struct gcm_key_impl *impl = (struct gcm_key_impl *)key->opaque;
-    static const uint8_t zero_nonce[12];
-    br_aes_x86ni_ctr_init(&impl->aes, k, 32);
-    /* H = AES_K(0^128): the keystream of counter block 0^96 || be32(0). */
-    memset(impl->h, 0, sizeof(impl->h));
-    br_aes_x86ni_ctr_run(&impl->aes, zero_nonce, 0, impl->h, sizeof(impl->h));
-}
-
-void tc_gcm_key_wipe(struct tc_gcm_key *key)
-{
-    spm_wipe(key, sizeof(*key));
-}
-
-void tc_gcm_chunk_start(const struct tc_gcm_key *key, struct tc_gcm_chunk *chunk,
-                        const uint8_t nonce[12], const void *aad, size_t aad_size)
-{
-    memset(chunk->y, 0, sizeof(chunk->y));
-    memcpy(chunk->nonce, nonce, sizeof(chunk->nonce));
-    chunk->counter = 2; /* block 1 is J0, which masks the tag */
-    chunk->aad_size = aad_size;
-    chunk->data_size = 0;
-    br_ghash_pclmul(chunk->y, gcm_key(key)->h, aad, aad_size);
-}
-
-void tc_gcm_chunk_ctr(const struct tc_gcm_key *key, struct tc_gcm_chunk *chunk, void *data,
-                      size_t size)
-{
-    chunk->counter =
-        br_aes_x86ni_ctr_run(&gcm_key(key)->aes, chunk->nonce, chunk->counter, data, size);
-}
-
-void tc_gcm_chunk_ghash(const struct tc_gcm_key *key, struct tc_gcm_chunk *chunk,
-                        const void *ciphertext, size_t size)
-{
-    br_ghash_pclmul(chunk->y, gcm_key(key)->h, ciphertext, size);
-    chunk->data_size += size;
-}
-
-void tc_gcm_chunk_tag(const struct tc_gcm_key *key, struct tc_gcm_chunk *chunk, uint8_t tag[16])
-{
-    uint8_t lengths[16];
-    put_be64(lengths, chunk->aad_size << 3);
-    put_be64(lengths + 8, chunk->data_size << 3);
-    br_ghash_pclmul(chunk->y, gcm_key(key)->h, lengths, sizeof(lengths));
-    memcpy(tag, chunk->y, 16);
-    br_aes_x86ni_ctr_run(&gcm_key(key)->aes, chunk->nonce, 1, tag, 16);
-    spm_wipe(chunk, sizeof(*chunk));
 }
 
 void tc_drbg_init(void *ctx, const void *seed, size_t seed_size)

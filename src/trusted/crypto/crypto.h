@@ -1,4 +1,5 @@
-/* The trusted crypto adapter: the only trusted file that includes BearSSL.
+/* The trusted crypto adapter: crypto.c, the only trusted file that includes
+ * BearSSL, and gcm_chunk.c, the checkpoint engine's own AES-GCM.
  * Everything here uses caller-owned contexts and allocates nothing. */
 #ifndef SPM_TRUSTED_CRYPTO_H
 #define SPM_TRUSTED_CRYPTO_H
@@ -26,23 +27,29 @@ int tc_aes_gcm(const uint8_t *key, size_t key_size, const uint8_t *iv, size_t iv
                uint8_t tag[16]) TC_HIDDEN;
 
 /* AES-256-GCM over a chunk whose data arrives in pieces that need not be
- * contiguous, with encryption (CTR) and authentication (GHASH) as separate
- * steps, so a caller can authenticate ciphertext where it will stay before
- * decrypting any of it, or stage plaintext in small trusted buffers. The
- * result is standard GCM with a 12-byte nonce and a 16-byte tag.
+ * contiguous (gcm_chunk.c: AES-NI and PCLMULQDQ, which every SGX CPU has).
+ * The result is standard GCM with a 12-byte nonce and a 16-byte tag.
  *
- * A key (struct tc_gcm_key: the AES-256 schedule and the GHASH key H) is
- * expanded once and may be shared read-only by any number of chunks and
- * threads. A chunk (struct tc_gcm_chunk) is one nonce: start it with the
- * AAD, then feed the data in order through tc_gcm_chunk_ctr (encrypts or
- * decrypts in place) and/or tc_gcm_chunk_ghash (absorbs ciphertext); every
- * piece but the last MUST be a multiple of 16 bytes, and a chunk MUST NOT
- * exceed 2^32 - 2 blocks. Both contexts are caller-owned; the caller wipes
- * them (tc_gcm_key_wipe) when done. Nothing here reads writable global data:
- * the checkpoint engine runs it while the enclave's data pages hold
- * ciphertext. */
+ * A key (struct tc_gcm_key: the AES-256 schedule and powers of the GHASH
+ * key H) is expanded once and may be shared read-only by any number of
+ * chunks and threads. A chunk (struct tc_gcm_chunk) is one nonce: start it
+ * with the AAD, then feed the data in order through one of
+ *  - tc_gcm_chunk_encrypt: CTR and GHASH in one pass, from src to dst. The
+ *    ciphertext is authenticated as computed, never read back from dst, so
+ *    dst may be untrusted memory and the plaintext need not be staged;
+ *  - tc_gcm_chunk_ctr (encrypts or decrypts in place) and/or
+ *    tc_gcm_chunk_ghash (absorbs ciphertext) or tc_gcm_chunk_ghash_copy
+ *    (absorbs ciphertext as it copies it in), as separate passes, so that a
+ *    caller can authenticate ciphertext where it will stay before
+ *    decrypting any of it.
+ * Every piece but the last MUST be a multiple of 16 bytes, and a chunk MUST
+ * NOT exceed 2^32 - 2 blocks. src and dst MUST be the same or not overlap.
+ * Both contexts are caller-owned; the caller wipes the key
+ * (tc_gcm_key_wipe) when done, tc_gcm_chunk_tag wipes the chunk. Nothing
+ * here reads writable global data: the checkpoint engine runs it while the
+ * enclave's data pages hold ciphertext. */
 struct tc_gcm_key {
-    _Alignas(16) uint8_t opaque[288];
+    _Alignas(16) uint8_t opaque[512];
 };
 struct tc_gcm_chunk {
     uint8_t y[16]; /* GHASH accumulator */
@@ -55,11 +62,18 @@ void tc_gcm_key_init(struct tc_gcm_key *key, const uint8_t k[32]) TC_HIDDEN;
 void tc_gcm_key_wipe(struct tc_gcm_key *key) TC_HIDDEN;
 void tc_gcm_chunk_start(const struct tc_gcm_key *key, struct tc_gcm_chunk *chunk,
                         const uint8_t nonce[12], const void *aad, size_t aad_size) TC_HIDDEN;
+void tc_gcm_chunk_encrypt(const struct tc_gcm_key *key, struct tc_gcm_chunk *chunk, const void *src,
+                          void *dst, size_t size) TC_HIDDEN;
 void tc_gcm_chunk_ctr(const struct tc_gcm_key *key, struct tc_gcm_chunk *chunk, void *data,
                       size_t size) TC_HIDDEN;
 void tc_gcm_chunk_ghash(const struct tc_gcm_key *key, struct tc_gcm_chunk *chunk,
                         const void *ciphertext, size_t size) TC_HIDDEN;
-/* The tag over everything absorbed by tc_gcm_chunk_ghash. */
+/* Copies the ciphertext from src to dst and absorbs what it wrote to dst,
+ * even if src changes meanwhile. */
+void tc_gcm_chunk_ghash_copy(const struct tc_gcm_key *key, struct tc_gcm_chunk *chunk,
+                             const void *src, void *dst, size_t size) TC_HIDDEN;
+/* The tag over everything absorbed by tc_gcm_chunk_encrypt or the GHASH
+ * functions. */
 void tc_gcm_chunk_tag(const struct tc_gcm_key *key, struct tc_gcm_chunk *chunk,
                       uint8_t tag[16]) TC_HIDDEN;
 
