@@ -13,10 +13,12 @@
  *    data pages (.data, .bss, the GOT) hold ciphertext until every chunk is
  *    decrypted: VERIFY and DECRYPT touch only the incarnation, their own
  *    stack, read-only code and data, and the image buffer.
- *  - Plaintext never reaches untrusted memory: each piece is staged on the
- *    trusted stack, encrypted there, and only ciphertext is copied out. On
- *    import, ciphertext is copied in first and authenticated where it will
- *    stay, so the host cannot change it between check and use.
+ *  - Plaintext never reaches untrusted memory: each piece is encrypted
+ *    from its pages straight into the image buffer in one pass that
+ *    authenticates the ciphertext as it computes it, never reading the
+ *    buffer back. On import, the ciphertext is authenticated as it is
+ *    copied in, over the copy, so the host cannot change it between check
+ *    and use.
  *  - Several host threads run the worker ecalls at once on different TCSs;
  *    they share work through atomic counters, and the control ecalls
  *    (BEGIN, END, ABORT) wait until no worker is inside before they change
@@ -29,11 +31,6 @@
 #include "me_client.h"
 
 #define PAGE SGX_PAGE_SIZE
-/* Plaintext staging on the trusted stack (default stacks are 256 KiB). */
-#define STAGE_SIZE (16u << 10)
-/* Import copies ciphertext in and hashes it in steps this size, so the
- * hash reads what the copy just brought into the cache. */
-#define VERIFY_STEP (64u << 10)
 
 /* Import steps (struct trts_ckpt_state.step). */
 #define STEP_NONE    0u
@@ -554,7 +551,7 @@ static uint64_t chunk_ciphertext_offset(const struct spm_ckpt_header *h, uint32_
 }
 
 static void encrypt_chunk(const struct trts_ckpt_state *c, const struct tc_gcm_key *key,
-                          uint32_t index, uint8_t *image, uint8_t *stage)
+                          uint32_t index, uint8_t *image)
 {
     const struct spm_ckpt_header *h = &c->header;
     uint8_t nonce[12];
@@ -567,15 +564,8 @@ static void encrypt_chunk(const struct trts_ckpt_state *c, const struct tc_gcm_k
     uint8_t *piece;
     uint64_t size;
     while (walk_next(&w, &piece, &size)) {
-        for (uint64_t done = 0; done < size;) {
-            uint64_t n = size - done < STAGE_SIZE ? size - done : STAGE_SIZE;
-            memcpy(stage, piece + done, n);
-            tc_gcm_chunk_ctr(key, &gcm, stage, n);
-            tc_gcm_chunk_ghash(key, &gcm, stage, n);
-            memcpy(out, stage, n);
-            out += n;
-            done += n;
-        }
+        tc_gcm_chunk_encrypt(key, &gcm, piece, out, size);
+        out += size;
     }
     uint8_t tag[16];
     tc_gcm_chunk_tag(key, &gcm, tag);
@@ -598,7 +588,6 @@ static int ckpt_encrypt(uint64_t args_address)
         worker_leave(c);
         return -EFAULT;
     }
-    _Alignas(64) uint8_t stage[STAGE_SIZE];
     struct tc_gcm_key key;
     tc_gcm_key_init(&key, c->key);
     uint32_t done = 0, count = c->header.chunk_count;
@@ -606,12 +595,11 @@ static int ckpt_encrypt(uint64_t args_address)
         uint32_t index = __atomic_fetch_add(&c->next_chunk, 1, __ATOMIC_SEQ_CST);
         if (index >= count)
             break;
-        encrypt_chunk(c, &key, index, image, stage);
+        encrypt_chunk(c, &key, index, image);
         __atomic_add_fetch(&c->chunks_done, 1, __ATOMIC_SEQ_CST);
         done++;
     }
     tc_gcm_key_wipe(&key);
-    spm_wipe(stage, sizeof(stage));
     worker_leave(c);
     struct spm_ckpt_work_out out = {.chunks_done = done};
     write_out(args_address, &args, &out, sizeof(out));
@@ -976,7 +964,7 @@ static bool restore_worker_enter(struct trts_ckpt_state *c)
 }
 
 /* Copies chunk `index`'s ciphertext into its pages and checks its tag over
- * that copy. */
+ * that copy (what was written, not what the image holds by then). */
 static bool verify_chunk(const struct trts_ckpt_state *c, const struct tc_gcm_key *key,
                          uint32_t index, const uint8_t *image)
 {
@@ -992,13 +980,8 @@ static bool verify_chunk(const struct trts_ckpt_state *c, const struct tc_gcm_ke
     uint8_t *piece;
     uint64_t size;
     while (walk_next(&w, &piece, &size)) {
-        for (uint64_t done = 0; done < size;) {
-            uint64_t n = size - done < VERIFY_STEP ? size - done : VERIFY_STEP;
-            memcpy(piece + done, in, n);
-            tc_gcm_chunk_ghash(key, &gcm, piece + done, n);
-            in += n;
-            done += n;
-        }
+        tc_gcm_chunk_ghash_copy(key, &gcm, in, piece, size);
+        in += size;
     }
     tc_gcm_chunk_tag(key, &gcm, tag);
     return spm_ct_equal(tag, want, sizeof(tag)) == 0;
