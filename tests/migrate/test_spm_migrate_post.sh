@@ -11,8 +11,9 @@
 # leaves the process running on the source with its state.
 #
 # kvs here is built without sanitizers even in the ASan build (spmd and spm
-# keep theirs): CRIU's lazy dump of an ASan process walks the terabytes of
-# ASan's shadow mapping and is killed for want of memory.
+# keep theirs): CRIU's lazy dump of an ASan process (whose shadow spans
+# about 20 TB of address space) grew past 24 GB and was killed for want of
+# memory.
 set -euo pipefail
 CR_KVS=${CR_KVS_UNSANITIZED:?run from meson}
 # shellcheck source=spm_lib.sh
