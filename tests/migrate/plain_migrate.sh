@@ -189,6 +189,12 @@ migrate() {
     # Where the process is now.
     [ "$(mig_pid_host "$PID")" == "$dst" ] || mig_fail "$label: pid $PID is in [$(mig_pid_host "$PID")], not host $dst"
     if mig_host_is_ours "$src"; then
+        # A process that was just killed may still be leaving.
+        local waited
+        for ((waited = 0; waited < 40; waited++)); do
+            [ -n "$(ip netns pids "spm-$src")" ] || break
+            sleep 0.05
+        done
         [ -z "$(ip netns pids "spm-$src")" ] ||
             mig_fail "$label: processes still in host $src: $(ip netns pids "spm-$src" | tr '\n' ' ')"
     else

@@ -442,11 +442,13 @@ static void test_ciphertext_holds_no_secret(void **state)
     assert_int_equal(encrypt_with(e, image, out.image_size, 2, NULL), out.chunk_count);
     assert_int_equal(secrets_found(&s, image, out.image_size), 0);
     /* The scan can fail: a window of the parked stack's secret planted in
-     * a copy is found. */
+     * a copy is found (twice when a ciphertext byte beside it happens to
+     * equal the secret's next byte: 1 in 128). */
     uint8_t *copy = malloc(out.image_size);
     memcpy(copy, image, out.image_size);
     memcpy(copy + out.image_size / 2, s.bytes[2] + 100, 16);
-    assert_int_equal(secrets_found(&s, copy, out.image_size), 1);
+    size_t found = secrets_found(&s, copy, out.image_size);
+    assert_in_range(found, 1, 3);
     assert_int_equal(rt_simple(e, SPM_RT_ECALL_CKPT_ABORT), 0);
     assert_int_equal(unpark(&p), 0);
     check_state(e, heap);
