@@ -2815,6 +2815,19 @@ static void *admin_client(void *arg)
     return NULL;
 }
 
+/* Serves an accepted connection on a thread of its own, detached; closes
+ * it when no thread can be started. */
+static void serve_detached(void *(*serve)(void *), int fd)
+{
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &attr, serve, (void *)(intptr_t)fd) != 0)
+        close(fd);
+    pthread_attr_destroy(&attr);
+}
+
 static void *admin_main(void *arg)
 {
     (void)arg;
@@ -2825,13 +2838,7 @@ static void *admin_main(void *arg)
                 continue;
             break;
         }
-        pthread_t t;
-        pthread_attr_t attr;
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        if (pthread_create(&t, &attr, admin_client, (void *)(intptr_t)fd) != 0)
-            close(fd);
-        pthread_attr_destroy(&attr);
+        serve_detached(admin_client, fd);
     }
     return NULL;
 }
@@ -2859,13 +2866,7 @@ static void *peer_main(void *arg)
                 usleep(50000); /* e.g. out of descriptors: do not spin */
             continue;
         }
-        pthread_t t;
-        pthread_attr_t attr;
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        if (pthread_create(&t, &attr, peer_client, (void *)(intptr_t)fd) != 0)
-            close(fd);
-        pthread_attr_destroy(&attr);
+        serve_detached(peer_client, fd);
     }
     return NULL;
 }
