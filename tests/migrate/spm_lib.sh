@@ -182,3 +182,25 @@ spm_assert_one_copy() {
     state=$(awk '{print $3}' "/proc/$pid/stat")
     [ "$state" != "T" ] || mig_fail "pid $pid in $want is stopped, not running"
 }
+
+# spm_assert_clients_moved FROM TO IP BENCH_PID: after kvs moved from host
+# FROM to host TO, its service address IP is on TO only, the idle
+# connection held on fd 3 since before the move answers PING (then fd 3 is
+# closed), and redis-benchmark (BENCH_PID, output in $MIGRATE_WORK/bench.out)
+# ended cleanly, without an error, failure, refusal or reset. Sets
+# SPM_BENCH_RESULT to its summary.
+spm_assert_clients_moved() {
+    local from=$1 to=$2 ip=$3 bench=$4 line status=0
+    mig_host_has_ip "$to" "$ip" || mig_fail "the service address is not on $to"
+    if mig_host_has_ip "$from" "$ip"; then mig_fail "the service address is still on $from"; fi
+    printf 'PING\r\n' >&3
+    IFS= read -r -t 30 line <&3 || mig_fail "the idle connection opened before the migration got no reply"
+    [ "${line%$'\r'}" == "+PONG" ] || mig_fail "idle connection got [$line]"
+    exec 3<&-
+    wait "$bench" || status=$?
+    SPM_BENCH_RESULT=$(tr '\r' '\n' <"$MIGRATE_WORK/bench.out" | grep -v 'rps=' | grep -v '^[[:space:]]*$' || true)
+    [ $status -eq 0 ] || mig_fail "redis-benchmark exited with $status: $SPM_BENCH_RESULT"
+    if grep -qiE 'error|fail|refused|reset' <<<"$SPM_BENCH_RESULT"; then
+        mig_fail "redis-benchmark: $SPM_BENCH_RESULT"
+    fi
+}

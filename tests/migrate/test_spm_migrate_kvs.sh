@@ -67,19 +67,8 @@ EOF
 grep -q 'phase=transfer\|transfer ' "$MIGRATE_WORK/migrate.err" || mig_fail "no transfer progress was shown"
 
 spm_assert_one_copy "$KVS_PID" b
-mig_host_has_ip b "$IP" || mig_fail "the service address is not on b"
-if mig_host_has_ip a "$IP"; then mig_fail "the service address is still on a"; fi
-
-printf 'PING\r\n' >&3
-IFS= read -r -t 30 line <&3 || mig_fail "the idle connection opened before the migration got no reply"
-[ "${line%$'\r'}" == "+PONG" ] || mig_fail "idle connection got [$line]"
-exec 3<&-
-status=0
-wait "$BENCH" || status=$?
-clean=$(tr '\r' '\n' <"$MIGRATE_WORK/bench.out" | grep -v 'rps=' | grep -v '^[[:space:]]*$' || true)
-[ $status -eq 0 ] || mig_fail "redis-benchmark exited with $status: $clean"
-if grep -qiE 'error|fail|refused|reset' <<<"$clean"; then mig_fail "redis-benchmark: $clean"; fi
-cr_log "clients across the move: $clean"
+spm_assert_clients_moved a b "$IP" "$BENCH"
+cr_log "clients across the move: $SPM_BENCH_RESULT"
 
 # Every value, counter and the key, on b.
 python3 - "$IP" <<'EOF' || mig_fail "values lost in the migration"
