@@ -531,24 +531,36 @@ static int service_ip_add(const char *ip)
 
 /* While the service address is up here but the process not yet restored,
  * a client's retransmission would be answered with a reset and its
- * connection lost: drop TCP to the address until the restore is done. */
-static void guard_set(const char *ip, bool on)
+ * connection lost: drop TCP to the address until the restore is done.
+ * Setting it fails (-EIO) when nft refuses the rule; the rule is built in
+ * full or not at all, as a cut one (no verdict) would match and drop
+ * nothing. */
+static int guard_set(const char *ip, bool on)
 {
-    char addr[64], rule[160];
+    char addr[64], rule[256];
     address_only(ip, addr, sizeof(addr));
-    int status = 0;
+    int status = 0, ret;
     if (on) {
-        fmt_text(rule, sizeof(rule),
-                 "add table inet spm_migrate_guard; add chain inet spm_migrate_guard in "
-                 "{ type filter hook input priority -300; }; add rule inet spm_migrate_guard in ip "
-                 "daddr %s meta l4proto tcp drop",
-                 addr);
+        int n = fmt_text(rule, sizeof(rule),
+                         "add table inet spm_migrate_guard; add chain inet spm_migrate_guard in "
+                         "{ type filter hook input priority -300; }; add rule inet "
+                         "spm_migrate_guard in ip daddr %s meta l4proto tcp drop",
+                         addr);
+        if (n < 0 || (size_t)n >= sizeof(rule))
+            return -ENAMETOOLONG;
         char *argv[] = {"nft", rule, NULL};
-        (void)run(argv, NULL, NULL, &status, NULL);
+        ret = run(argv, NULL, NULL, &status, NULL);
     } else {
         char *argv[] = {"nft", "delete table inet spm_migrate_guard", NULL};
-        (void)run(argv, NULL, NULL, &status, NULL);
+        ret = run(argv, NULL, NULL, &status, NULL);
     }
+    if (ret == 0 && status != 0)
+        ret = -EIO;
+    if (ret < 0)
+        spm_error("spmd: cannot %s the guard that drops TCP to %s while it is restored here "
+                  "(nft: %s)",
+                  on ? "set" : "remove", addr, ret == -EIO ? "rule refused" : strerror(-ret));
+    return ret;
 }
 
 /* The CRIU-* nft tables here, one per line (CRIU names its network lock
@@ -1564,14 +1576,16 @@ static int restore_in_place(struct journal *j, struct admin *a, char *why, size_
         return -EIO;
     }
     if (j->ip[0]) {
-        guard_set(j->ip, true);
+        /* The process comes back even unguarded: a client may see a reset,
+         * but nothing of the enclave is lost. */
+        (void)guard_set(j->ip, true);
         (void)service_ip_add(j->ip);
     }
     uint64_t us = 0;
     emit(a, "progress phase=rollback detail=restoring-here");
     ret = criu_restore(images, false, false, &us);
     if (j->ip[0])
-        guard_set(j->ip, false);
+        (void)guard_set(j->ip, false);
     if (ret < 0) {
         fmt_text(why, why_size, "restoring pid %d here from %s failed (see restore.log there)",
                  j->pid, images);
@@ -2588,10 +2602,18 @@ static void serve_peer(struct spm_tls_conn *c)
             fmt_text(in.j.ip, sizeof(in.j.ip), "%s", rs.service_ip);
             if ((ret = journal_phase(&in.j, "restoring")) < 0)
                 break;
-            if (in.j.ip[0])
-                guard_set(in.j.ip, true);
+            /* Unguarded, the clients' connections could be reset here:
+             * refused, and the process runs on at the source. */
+            if (in.j.ip[0] && (ret = guard_set(in.j.ip, true)) < 0) {
+                fmt_text(why, sizeof(why),
+                         "cannot drop TCP to the service address %s here while restoring (nft "
+                         "refused the rule); nothing was restored",
+                         in.j.ip);
+                dest_discard(&in.j);
+                break;
+            }
             if (in.j.ip[0] && (ret = service_ip_add(in.j.ip)) < 0) {
-                guard_set(in.j.ip, false);
+                (void)guard_set(in.j.ip, false);
                 fmt_text(why, sizeof(why), "cannot bring up the service address %s here", in.j.ip);
                 dest_discard(&in.j);
                 break;
@@ -2603,7 +2625,7 @@ static void serve_peer(struct spm_tls_conn *c)
             if (ret == 0)
                 ret = criu_restore(in.images, true, in.j.mode == SPMD_MODE_POST, &us);
             if (in.j.ip[0])
-                guard_set(in.j.ip, false);
+                (void)guard_set(in.j.ip, false);
             int new_pid = ret == 0 ? restored_pid(in.images) : -1;
             if (new_pid > 0 && new_pid != in.j.pid) {
                 /* The journal names the copy this host restored. */

@@ -72,10 +72,28 @@ mig_host_has_ip a "$IP" || mig_fail "the service address did not come back to a"
 [ "$(cli get ctr:50)" == "50" ] || mig_fail "after the rollback ctr:50 is [$(cli get ctr:50)]"
 [ "$(cli --raw KVS.PUBKEY)" == "$pub" ] || mig_fail "the signing key changed in the rollback"
 cr_log "post-copy with a failing destination restore: rolled back, kvs runs on in a"
-spm_spmd_kill b
-spm_spmd_start b
 
-# 2b. Under load, for real.
+# 2b. Under load, for real. While b restores, nothing may answer a client
+#     for the service address (an answer from a half-restored host is a
+#     reset): a CRIU action script, given to b's spmd through
+#     CRIU_CONFIG_FILE, dials the address from inside b at post-restore
+#     (sockets restored, restore not yet returned) and must not get through.
+cat >"$MIGRATE_WORK/probe.sh" <<EOF
+#!/usr/bin/env bash
+[ "\$CRTOOLS_SCRIPT_ACTION" == post-restore ] || exit 0
+if ! ip -o addr show | grep -q " $IP/"; then
+    echo "the service address is not up" >>"$MIGRATE_WORK/probe.out"
+elif timeout 0.5 bash -c 'exec 3<>/dev/tcp/$IP/6379' 2>/dev/null; then
+    echo "connected" >>"$MIGRATE_WORK/probe.out"
+else
+    echo "dropped" >>"$MIGRATE_WORK/probe.out"
+fi
+EOF
+chmod +x "$MIGRATE_WORK/probe.sh"
+echo "action-script $MIGRATE_WORK/probe.sh" >"$MIGRATE_WORK/probe.conf"
+spm_spmd_kill b
+CRIU_CONFIG_FILE="$MIGRATE_WORK/probe.conf" spm_spmd_start b
+
 redis-benchmark -h "$IP" -t incr -n 200000 -c 8 -q >"$MIGRATE_WORK/bench.out" 2>&1 &
 BENCH=$!
 MIGRATE_PIDS+=("$BENCH")
@@ -112,6 +130,8 @@ done
 spm_assert_one_copy "$new_pid" b
 MIGRATE_PIDS+=("$new_pid")
 spm_assert_clients_moved a b "$IP" "$BENCH"
+[ "$(cat "$MIGRATE_WORK/probe.out" 2>/dev/null)" == "dropped" ] ||
+    mig_fail "during b's restore, a connection to $IP: [$(cat "$MIGRATE_WORK/probe.out" 2>/dev/null || echo "no probe ran")]"
 
 python3 - "$IP" <<'EOF' || mig_fail "values lost in the post-copy migration"
 import socket, sys
