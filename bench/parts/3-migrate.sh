@@ -15,7 +15,8 @@
 # 1 GiB process by 960 MiB of ordinary memory it holds besides: the shape of
 # the post-copy target). Every run starts a fresh kvs; each method runs
 # once as a warm-up, then BENCH_RUNS times in turn. Total time is from the
-# command's start to the process running at b; downtime is from the freeze
+# command's start to the process running at b with all its memory there
+# (post-copy: until the last page has arrived); downtime is from the freeze
 # to the process running at b (for SPM: with its enclave imported). Ratios
 # are SPM over plain CRIU in the same mode, within the same run. --quick
 # measures only the 64MiB shape.

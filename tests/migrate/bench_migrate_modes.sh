@@ -87,17 +87,25 @@ one() {
         json=$(tail -n 1 "$MIGRATE_WORK/migrate.out")
         ;;
     esac
-    read -r total downtime new_pid < <(python3 -c '
+    # Both totals run until the last page has arrived: plain CRIU's report
+    # counts its post-copy phase apart (postcopy_ms), spm's includes it.
+    # spm's phases follow each run's line, to show what bounds it.
+    local phases
+    read -r total downtime new_pid phases < <(python3 -c '
 import json, sys
-r = json.loads(sys.argv[1])
-print(r["total_ms"], r["downtime_ms"], r.get("new_pid", 0))' "$json")
+r, method = json.loads(sys.argv[1]), sys.argv[2]
+total = r["total_ms"] + (r.get("postcopy_ms", 0) if method == "plain-post" else 0)
+keys = ("export_ms", "dump_ms", "transfer_ms", "restore_ms", "handover_ms", "resume_ms",
+        "postcopy_ms")
+phases = " ".join("%s=%.0f" % (k[:-3], r[k]) for k in keys if k in r) if method.startswith("spm") else ""
+print(total, r["downtime_ms"], r.get("new_pid", 0), phases)' "$json" "$method")
     [ "$new_pid" != 0 ] || new_pid=$KVS_PID
     MIGRATE_PIDS+=("$new_pid")
     [ "$(redis-cli -h "$IP" --raw get key:04095 | head -c 16384 | wc -c)" == 16384 ] ||
         mig_fail "$method: the value is not at b"
     [ "$run" -eq 0 ] || echo "$config,$method,$run,$total,$downtime" >>"$ROWS"
-    printf '  %-4s %-10s run %d%s: total %8.1f ms  downtime %8.1f ms\n' "$config" "$method" "$run" \
-        "$([ "$run" -eq 0 ] && echo ' (warm-up)')" "$total" "$downtime"
+    printf '  %-4s %-10s run %d%s: total %8.1f ms  downtime %8.1f ms%s\n' "$config" "$method" \
+        "$run" "$([ "$run" -eq 0 ] && echo ' (warm-up)')" "$total" "$downtime" "${phases:+  ($phases)}"
     kill -KILL "$new_pid" 2>/dev/null || true
     for ((i = 0; i < 100; i++)); do
         [ -e "/proc/$new_pid" ] || break
