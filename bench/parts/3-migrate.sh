@@ -42,7 +42,9 @@ plot() {
                 n = split("plain_stop spm_stop plain_post spm_post", m, " ")
                 for (i = 1; i <= n; i++) {
                     d = m[i] "_downtime"; t = m[i] "_total"
-                    printf "%s %s,%s,%s,%s,%s,%s,%s\n", g, m[i], med[d], lo[d], hi[d], med[t], lo[t], hi[t]
+                    label = m[i]
+                    sub(/_/, "-", label)
+                    printf "%s %s,%s,%s,%s,%s,%s,%s\n", g, label, med[d], lo[d], hi[d], med[t], lo[t], hi[t]
                 }
             }' "$summary"
     done >"$data"
@@ -53,8 +55,9 @@ plot() {
 set style data histogram
 set style histogram errorbars gap 2 lw 1
 set style fill solid 0.8 border -1
-set ylabel "ms"
-set yrange [0:*]
+set ylabel "ms (log scale: the 1 GiB shape moves 16 times the memory)"
+set logscale y
+set yrange [100:*]
 set xtics rotate by -30
 set key outside right top vertical
 plot "$data" using 2:3:4:xtic(1) title "downtime", \
