@@ -563,33 +563,113 @@ static int guard_set(const char *ip, bool on)
     return ret;
 }
 
-/* The CRIU-* nft tables here, one per line (CRIU names its network lock
- * table after its run). */
-static void criu_tables(char *out, size_t size)
+/* One protobuf varint at *p (below end); false when it runs past end. */
+static bool pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *value)
 {
-    char *argv[] = {"nft", "list", "tables", NULL};
-    if (run_capture(argv, out, size) < 0)
-        out[0] = 0;
+    *value = 0;
+    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t byte = *(*p)++;
+        *value |= (uint64_t)(byte & 0x7f) << shift;
+        if (!(byte & 0x80))
+            return true;
+    }
+    return false;
 }
 
-/* Drops the lock tables a dump left (present now, absent in `before`): the
- * dumped connections live on elsewhere and the address is gone from here. */
-static void criu_tables_drop_new(const char *before)
+/* The run id of the criu that dumped into `dir`: inventory.img's
+ * dump_criu_run_id (field 13 of inventory_entry, after the image's magic
+ * and size). CRIU names its network lock's nft table after it. */
+static int criu_run_id(const char *dir, char *id, size_t size)
 {
-    char now[4096];
-    criu_tables(now, sizeof(now));
-    for (char *line = strtok(now, "\n"); line; line = strtok(NULL, "\n")) {
+    enum { INVENTORY_MAGIC = 0x58313116, RUN_ID_FIELD = 13 };
+    char path[PATH_MAX];
+    uint8_t buf[4096];
+    id[0] = 0;
+    if (fmt_text(path, sizeof(path), "%s/inventory.img", dir) >= (int)sizeof(path))
+        return -ENAMETOOLONG;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    ssize_t got = read(fd, buf, sizeof(buf));
+    close(fd);
+    if (got < 8 ||
+        (uint32_t)(buf[0] | buf[1] << 8 | buf[2] << 16 | (uint32_t)buf[3] << 24) != INVENTORY_MAGIC)
+        return -EBADMSG;
+    uint32_t message = (uint32_t)(buf[4] | buf[5] << 8 | buf[6] << 16 | (uint32_t)buf[7] << 24);
+    if (message > (size_t)got - 8)
+        return -EBADMSG;
+    const uint8_t *p = buf + 8, *end = p + message;
+    while (p < end) {
+        uint64_t key, value;
+        if (!pb_varint(&p, end, &key))
+            return -EBADMSG;
+        switch (key & 7) {
+        case 0:
+            if (!pb_varint(&p, end, &value))
+                return -EBADMSG;
+            break;
+        case 1:
+        case 5:
+            if ((size_t)(end - p) < ((key & 7) == 1 ? 8u : 4u))
+                return -EBADMSG;
+            p += (key & 7) == 1 ? 8 : 4;
+            break;
+        case 2:
+            if (!pb_varint(&p, end, &value) || value > (uint64_t)(end - p))
+                return -EBADMSG;
+            if (key >> 3 == RUN_ID_FIELD) {
+                if (value < 8 || value >= size)
+                    return -EBADMSG;
+                for (uint64_t i = 0; i < value; i++)
+                    if (!p[i] || !strchr("0123456789abcdef-", p[i]))
+                        return -EBADMSG;
+                memcpy(id, p, (size_t)value);
+                id[value] = 0;
+                return 0;
+            }
+            p += value;
+            break;
+        default:
+            return -EBADMSG;
+        }
+    }
+    return -ENOENT;
+}
+
+/* Drops the lock table CRIU's dump `run_id` left in this namespace: the
+ * dumped connections live on elsewhere and the address is gone from here.
+ * CRIU names it "CRIU-" and the run id, cut to fit its name buffer; any
+ * other dump's table (another migration under way) is left alone. */
+static void criu_lock_drop(const char *run_id)
+{
+    if (!run_id[0])
+        return;
+    char want[80];
+    fmt_text(want, sizeof(want), "CRIU-%s", run_id);
+    size_t size = 1u << 16;
+    char *list = malloc(size);
+    char *argv[] = {"nft", "list", "tables", NULL};
+    if (!list || run_capture(argv, list, size) < 0) {
+        spm_error("spmd: cannot list nft tables to drop the network lock of criu run %s", run_id);
+        free(list);
+        return;
+    }
+    char *save = NULL;
+    for (char *line = strtok_r(list, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         char family[16], name[64];
-        if (sscanf(line, "table %15s %63s", family, name) != 2 || strncmp(name, "CRIU", 4) != 0)
+        if (sscanf(line, "table %15s %63s", family, name) != 2)
             continue;
-        if (strstr(before, line))
+        size_t len = strlen(name);
+        if (len < strlen("CRIU-") + 8 || strncmp(want, name, len) != 0)
             continue;
         char cmd[128];
         fmt_text(cmd, sizeof(cmd), "delete table %s %s", family, name);
-        char *argv[] = {"nft", cmd, NULL};
+        char *del[] = {"nft", cmd, NULL};
         int status = 0;
-        (void)run(argv, NULL, NULL, &status, NULL);
+        if (run(del, NULL, NULL, &status, NULL) < 0 || status != 0)
+            spm_error("spmd: cannot drop the network lock table %s %s", family, name);
     }
+    free(list);
 }
 
 /* Takes the service address down here (it moves with the process), and
@@ -1438,7 +1518,7 @@ struct lazy_dump {
     pid_t child; /* criu dump --lazy-pages */
     uint16_t port;
     struct spmd_tunnel_source *tunnel;
-    char tables[4096]; /* nft tables before the dump: its lock table is new */
+    char run_id[64]; /* the dump's criu run id: its network lock table */
 };
 
 static struct {
@@ -1458,7 +1538,7 @@ static struct lazy_dump *lazy_take(const uint8_t id[16])
 }
 
 static struct lazy_dump *lazy_add(const uint8_t id[16], pid_t child, uint16_t port,
-                                  const char *tables)
+                                  const char *run_id)
 {
     pthread_mutex_lock(&g_lazy.lock);
     struct lazy_dump *l = NULL;
@@ -1471,7 +1551,7 @@ static struct lazy_dump *lazy_add(const uint8_t id[16], pid_t child, uint16_t po
         memcpy(l->id, id, 16);
         l->child = child;
         l->port = port;
-        fmt_text(l->tables, sizeof(l->tables), "%s", tables);
+        fmt_text(l->run_id, sizeof(l->run_id), "%s", run_id);
     }
     pthread_mutex_unlock(&g_lazy.lock);
     return l;
@@ -1542,7 +1622,7 @@ static int lazy_end(struct lazy_dump *l, bool commit, uint64_t *page_bytes, char
         fmt_text(why, why_size, "criu dump --lazy-pages ended with status %d after the pages moved",
                  status);
     }
-    criu_tables_drop_new(l->tables);
+    criu_lock_drop(l->run_id);
     pthread_mutex_lock(&g_lazy.lock);
     l->used = false;
     pthread_mutex_unlock(&g_lazy.lock);
@@ -1865,8 +1945,6 @@ static void run_migration(struct admin *a, const struct migrate_request *req)
     }
 
     /* Downtime starts here: the export closes the enclave's gate. */
-    char tables_before[4096];
-    criu_tables(tables_before, sizeof(tables_before));
     emit(a, "progress phase=dump");
     uint16_t lazy_port = 0;
     pid_t lazy_child = 0;
@@ -1877,7 +1955,12 @@ static void run_migration(struct admin *a, const struct migrate_request *req)
     t_freeze = now_us();
     if ((ret = criu_dump(&j, images, &dump_us, lazy_port, &lazy_child, why, sizeof(why))) < 0)
         goto fail_discard;
-    if (lazy_port && !(lazy = lazy_add(j.id, lazy_child, lazy_port, tables_before))) {
+    /* The dump's network lock is its own nft table; other dumps' stay. */
+    char run_id[64];
+    if (criu_run_id(images, run_id, sizeof(run_id)) < 0)
+        spm_error("spmd: %s/inventory.img names no criu run id: its network lock table will stay",
+                  images);
+    if (lazy_port && !(lazy = lazy_add(j.id, lazy_child, lazy_port, run_id))) {
         spmd_tunnel_reset_page_server(lazy_port);
         int ignored;
         (void)reap(lazy_child, &ignored);
@@ -1910,7 +1993,7 @@ static void run_migration(struct admin *a, const struct migrate_request *req)
         (void)service_ip_del(j.ip);
     /* A post-copy dump keeps its lock until it ends (lazy_end drops it). */
     if (!lazy)
-        criu_tables_drop_new(tables_before);
+        criu_lock_drop(run_id);
     emit(a, "progress phase=dumped enclave_bytes=%" PRIu64 " dump_ms=%.1f", enclave_bytes,
          dump_us / 1000.0);
     if (req->keep[0])

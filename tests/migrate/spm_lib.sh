@@ -14,6 +14,10 @@
 #   SPM_HOST_TLS_CA_<NAME>=DIR issue the host certificate from another CA
 #   SPM_HOST_FAULT_<NAME>=F    spmd's SPMD_FAULT injection point
 #   SPM_HOST_ARGS_<NAME>=...   extra spmd arguments (e.g. --allow-debug)
+#   SPM_HOST_CRIU_CONFIG_<NAME>=FILE
+#                              a CRIU configuration file for the CRIU runs
+#                              of host NAME's spmd (CRIU_CONFIG_FILE), e.g.
+#                              an action script that looks in mid-run
 
 # shellcheck source=migrate_lib.sh
 source "${MIGRATE_LIB:?run from meson}"
@@ -76,13 +80,15 @@ spm_spmd_start() {
     local name=$1 dir=$MIGRATE_WORK/$1 upper
     upper=$(tr a-z A-Z <<<"$name")
     local me_var=SPM_HOST_ME_$upper fault_var=SPM_HOST_FAULT_$upper args_var=SPM_HOST_ARGS_$upper
-    local -a extra
+    local config_var=SPM_HOST_CRIU_CONFIG_$upper
+    local -a extra env=()
     read -r -a extra <<<"${!args_var:-}"
+    [ -z "${!config_var:-}" ] || env=("CRIU_CONFIG_FILE=${!config_var}")
     rm -f "$dir/spmd.sock"
     # Only this start's readiness line counts (the log is appended to).
     local seen
     seen=$(grep -c "accepting peers" "$dir/spmd.log" 2>/dev/null || true)
-    SPMD_FAULT=${!fault_var:-} setsid nsenter --net="/run/netns/spm-$name" -- "$CR_SPMD" \
+    SPMD_FAULT=${!fault_var:-} env "${env[@]}" setsid nsenter --net="/run/netns/spm-$name" -- "$CR_SPMD" \
         --platform "$dir/platform" --state "$dir/state" --socket "$dir/spmd.sock" \
         --listen "$(spm_host_ip "$name")" --tls-dir "$dir/tls" --name "$name" \
         --me "${!me_var:-$CR_ME_IMAGE}" "${extra[@]}" </dev/null >>"$dir/spmd.log" 2>&1 &

@@ -11,8 +11,20 @@
 set -euo pipefail
 # shellcheck source=spm_lib.sh
 source "${SPM_LIB:?run from meson}"
-mig_require redis-cli redis-benchmark python3 openssl
+mig_require redis-cli redis-benchmark python3 openssl nft
 spm_setup
+# While a's criu dumps kvs, another dump's network lock appears in host a
+# (a CRIU action script at post-dump makes one, as a second migration
+# from a would): spmd must drop its own dump's lock table and no other.
+OTHER_LOCK=CRIU-00000000-0000-0000-00
+cat >"$MIGRATE_WORK/other-lock.sh" <<EOF
+#!/usr/bin/env bash
+[ "\$CRTOOLS_SCRIPT_ACTION" == post-dump ] || exit 0
+nft add table inet $OTHER_LOCK
+EOF
+chmod +x "$MIGRATE_WORK/other-lock.sh"
+echo "action-script $MIGRATE_WORK/other-lock.sh" >"$MIGRATE_WORK/other-lock.conf"
+SPM_HOST_CRIU_CONFIG_A=$MIGRATE_WORK/other-lock.conf
 spm_host_up a b c
 IP=10.77.0.100
 spm_kvs_start a "$IP"
@@ -69,6 +81,9 @@ grep -q 'phase=transfer\|transfer ' "$MIGRATE_WORK/migrate.err" || mig_fail "no 
 spm_assert_one_copy "$KVS_PID" b
 spm_assert_clients_moved a b "$IP" "$BENCH"
 cr_log "clients across the move: $SPM_BENCH_RESULT"
+locks=$(mig_nft_tables a | awk '$2 ~ /^CRIU-/ {print $2}' | tr '\n' ' ')
+[ "$locks" == "$OTHER_LOCK " ] ||
+    mig_fail "CRIU lock tables in host a after the move: [$locks], want only the other dump's $OTHER_LOCK"
 
 # Every value, counter and the key, on b.
 python3 - "$IP" <<'EOF' || mig_fail "values lost in the migration"

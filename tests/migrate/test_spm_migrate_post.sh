@@ -75,8 +75,8 @@ cr_log "post-copy with a failing destination restore: rolled back, kvs runs on i
 
 # 2b. Under load, for real. While b restores, nothing may answer a client
 #     for the service address (an answer from a half-restored host is a
-#     reset): a CRIU action script, given to b's spmd through
-#     CRIU_CONFIG_FILE, dials the address from inside b at post-restore
+#     reset): a CRIU action script, given to b's spmd in a CRIU
+#     configuration file, dials the address from inside b at post-restore
 #     (sockets restored, restore not yet returned) and must not get through.
 cat >"$MIGRATE_WORK/probe.sh" <<EOF
 #!/usr/bin/env bash
@@ -92,7 +92,7 @@ EOF
 chmod +x "$MIGRATE_WORK/probe.sh"
 echo "action-script $MIGRATE_WORK/probe.sh" >"$MIGRATE_WORK/probe.conf"
 spm_spmd_kill b
-CRIU_CONFIG_FILE="$MIGRATE_WORK/probe.conf" spm_spmd_start b
+SPM_HOST_CRIU_CONFIG_B=$MIGRATE_WORK/probe.conf spm_spmd_start b
 
 redis-benchmark -h "$IP" -t incr -n 200000 -c 8 -q >"$MIGRATE_WORK/bench.out" 2>&1 &
 BENCH=$!
@@ -130,6 +130,8 @@ done
 spm_assert_one_copy "$new_pid" b
 MIGRATE_PIDS+=("$new_pid")
 spm_assert_clients_moved a b "$IP" "$BENCH"
+locks=$(mig_nft_tables a | awk '$2 ~ /^CRIU-/ {print $2}' | tr '\n' ' ')
+[ -z "$locks" ] || mig_fail "CRIU lock tables left in host a after the rollback and the move: $locks"
 [ "$(cat "$MIGRATE_WORK/probe.out" 2>/dev/null)" == "dropped" ] ||
     mig_fail "during b's restore, a connection to $IP: [$(cat "$MIGRATE_WORK/probe.out" 2>/dev/null || echo "no probe ran")]"
 
