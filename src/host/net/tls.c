@@ -389,6 +389,17 @@ static void set_socket_options(int fd)
     /* Small request/acknowledge messages of the hand-over must not wait for
      * Nagle; bulk frames fill whole segments anyway. Best effort. */
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    /* A dead link or peer host ends the connection in seconds rather than
+     * at a send's or receive's deadline, while the process waits frozen:
+     * data unacknowledged for SPM_TLS_DEAD_PEER_MS, or keepalive probes
+     * (after 5 s of silence, every 2 s) unanswered for as long. The peer's
+     * kernel answers probes even while its spmd is busy, e.g. restoring. */
+    int idle = 5, interval = 2, count = 3, dead_ms = SPM_TLS_DEAD_PEER_MS;
+    (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof(interval));
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof(count));
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &dead_ms, sizeof(dead_ms));
 }
 
 static bool set_cork(int fd, bool on)

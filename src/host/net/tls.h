@@ -43,6 +43,11 @@
 /* Default TCP port of spmd's peer listener. */
 #define SPM_TLS_DEFAULT_PORT 7786u
 
+/* How long a connection's data, or its keepalive probes, may go
+ * unacknowledged before the connection counts as dead (a cut link, a
+ * crashed peer host): every send and receive on it then fails. */
+#define SPM_TLS_DEAD_PEER_MS 10000
+
 /* A loaded host identity: certificate (chain), private key and the cluster
  * CA that every peer must chain to. */
 struct spm_tls_config;
