@@ -579,7 +579,7 @@ static bool pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *value)
 /* The run id of the criu that dumped into `dir`: inventory.img's
  * dump_criu_run_id (field 13 of inventory_entry, after the image's magic
  * and size). CRIU names its network lock's nft table after it. */
-static int criu_run_id(const char *dir, char *id, size_t size)
+static int criu_run_id_inventory(const char *dir, char *id, size_t size)
 {
     enum { INVENTORY_MAGIC = 0x58313116, RUN_ID_FIELD = 13 };
     char path[PATH_MAX];
@@ -634,6 +634,33 @@ static int criu_run_id(const char *dir, char *id, size_t size)
         }
     }
     return -ENOENT;
+}
+
+/* The same from the first line of dir/dump.log ("CRIU run id = ID", at
+ * -v3), which exists from criu's start: a dump that died before it wrote
+ * its inventory still names its lock table there. */
+static int criu_run_id_log(const char *dir, char *id, size_t size)
+{
+    char path[PATH_MAX], line[128], found[64];
+    id[0] = 0;
+    if (fmt_text(path, sizeof(path), "%s/dump.log", dir) >= (int)sizeof(path))
+        return -ENAMETOOLONG;
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -errno;
+    bool ok = fgets(line, sizeof(line), f) &&
+              sscanf(line, "(%*[0-9.]) CRIU run id = %63[0-9a-f-]", found) == 1 &&
+              strlen(found) >= 8 && strlen(found) < size;
+    fclose(f);
+    if (!ok)
+        return -ENOENT;
+    memcpy(id, found, strlen(found) + 1);
+    return 0;
+}
+
+static int criu_run_id(const char *dir, char *id, size_t size)
+{
+    return criu_run_id_inventory(dir, id, size) == 0 ? 0 : criu_run_id_log(dir, id, size);
 }
 
 /* Drops the lock table CRIU's dump `run_id` left in this namespace: the
@@ -1357,6 +1384,7 @@ static int criu_dump(const struct journal *j, const char *images, uint64_t *usec
     argv[n++] = (char *)images;
     argv[n++] = "-o";
     argv[n++] = "dump.log";
+    argv[n++] = "-v3"; /* info: the log's first line names the run (its lock table) */
     argv[n++] = "--tcp-established";
     argv[n++] = "--network-lock";
     argv[n++] = "nftables";
@@ -1557,11 +1585,11 @@ static struct lazy_dump *lazy_add(const uint8_t id[16], pid_t child, uint16_t po
     return l;
 }
 
-/* A failed lazy dump lets the tree run on but (CRIU 4.2) unlocks nothing:
- * its established TCP sockets stay in repair mode, where they neither send
- * nor acknowledge. Takes each of the process's TCP sockets out of repair
- * mode through a duplicate of its descriptor (pidfd_getfd), as CRIU's own
- * unlock would; a socket not in repair mode is left as it is. */
+/* A failed lazy dump, or a criu killed mid-dump, lets the tree run on but
+ * (CRIU 4.2) unlocks nothing: its established TCP sockets stay in repair
+ * mode, where they neither send nor acknowledge. Takes each of the process's TCP sockets out of
+ * repair mode through a duplicate of its descriptor (pidfd_getfd), as CRIU's own unlock would; a
+ * socket not in repair mode is left as it is. */
 static void tcp_repair_off_all(int pid)
 {
     int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
@@ -1591,9 +1619,8 @@ static void tcp_repair_off_all(int pid)
     if (d)
         closedir(d);
     close(pidfd);
-    spm_info("spmd: pid %d runs on after a failed post-copy dump: %u TCP sockets out of repair "
-             "mode",
-             pid, count);
+    spm_info("spmd: pid %d runs on after a failed dump: %u TCP sockets out of repair mode", pid,
+             count);
 }
 
 /* Ends a post-copy dump. commit (the process runs at the destination):
@@ -1953,8 +1980,18 @@ static void run_migration(struct admin *a, const struct migrate_request *req)
         goto fail_discard;
     }
     t_freeze = now_us();
-    if ((ret = criu_dump(&j, images, &dump_us, lazy_port, &lazy_child, why, sizeof(why))) < 0)
+    if ((ret = criu_dump(&j, images, &dump_us, lazy_port, &lazy_child, why, sizeof(why))) < 0) {
+        /* A criu that died mid-dump (killed, out of memory) unlocked
+         * nothing: its lock table would go on dropping the connections of
+         * the process, which runs on here, and their sockets may be left
+         * in repair mode. A criu that failed by itself has undone both. */
+        char dead_run[64];
+        if (criu_run_id(images, dead_run, sizeof(dead_run)) == 0)
+            criu_lock_drop(dead_run);
+        if (process_alive(j.pid))
+            tcp_repair_off_all(j.pid);
         goto fail_discard;
+    }
     /* The dump's network lock is its own nft table; other dumps' stay. */
     char run_id[64];
     if (criu_run_id(images, run_id, sizeof(run_id)) < 0)

@@ -40,6 +40,15 @@ mig_fail() {
 
 spm_setup
 mig_hosts_up a b # once: hosts created here are removed by the parent's cleanup
+# The CRIU configuration of case criu-killed-after-lock: its action script
+# kills criu (the script's parent) once the dump is written.
+cat >"$MIGRATE_WORK/kill-at-post-dump.sh" <<'EOF'
+#!/usr/bin/env bash
+[ "$CRTOOLS_SCRIPT_ACTION" == post-dump ] || exit 0
+kill -KILL "$PPID"
+EOF
+chmod +x "$MIGRATE_WORK/kill-at-post-dump.sh"
+echo "action-script $MIGRATE_WORK/kill-at-post-dump.sh" >"$MIGRATE_WORK/kill-at-post-dump.conf"
 
 CASES=(
     none
@@ -56,6 +65,7 @@ CASES=(
     criu-dump-killed
     criu-killed-in-export
     criu-killed-after-seize
+    criu-killed-after-lock
 )
 if [ -n "${FAULT_CASES:-}" ]; then
     read -r -a CASES <<<"$FAULT_CASES"
@@ -265,7 +275,7 @@ EOF
 run_case() {
     local name=$1 index=$2
     CASE_IP=10.77.0.$((110 + index))
-    local ip=$CASE_IP fault_host='' fault='' expect='' keys=256 inject=''
+    local ip=$CASE_IP fault_host='' fault='' expect='' keys=256 inject='' criu_config=''
     case $name in
     # A control: no fault, the key and the process move to b.
     none) expect=b ;;
@@ -312,6 +322,10 @@ run_case() {
     criu-dump-killed) inject=kill-criu-now expect=a keys=4096 ;;
     criu-killed-in-export) inject=kill-criu-export expect=a keys=4096 ;;
     criu-killed-after-seize) inject=kill-criu-seized expect=a keys=4096 ;;
+    # criu killed by a CRIU action script at post-dump: the process is
+    # dumped, its connections locked (CRIU's nft table) and their sockets in
+    # repair mode, and nobody undoes either but spmd: a.
+    criu-killed-after-lock) criu_config=$MIGRATE_WORK/kill-at-post-dump.conf expect=a keys=4096 ;;
     *) mig_fail "unknown case $name" ;;
     esac
     # before: where the process is right after spm migrate returned, before
@@ -344,8 +358,9 @@ run_case() {
     trap save_pids EXIT
     cr_log "=== case $index: $name (expect the process on $expect)"
 
-    unset SPM_HOST_FAULT_A SPM_HOST_FAULT_B
+    unset SPM_HOST_FAULT_A SPM_HOST_FAULT_B SPM_HOST_CRIU_CONFIG_A
     [ -z "$fault" ] || export "SPM_HOST_FAULT_${fault_host^^}=$fault"
+    [ -z "$criu_config" ] || export SPM_HOST_CRIU_CONFIG_A=$criu_config
     host_fresh a
     host_fresh b
     : >"$MIGRATE_WORK/kvs.log"
@@ -375,6 +390,9 @@ run_case() {
         ;;
     esac
 
+    # A connection held across a dump that dies must work after it: the
+    # killed criu's lock table is gone and its sockets out of repair mode.
+    case $name in criu-*) exec 4<>"/dev/tcp/$ip/6379" ;; esac
     local t0 t_migrated t_settled
     t0=$(now)
     spm_migrate a "$KVS_PID" b --move-ip "$ip/24"
@@ -419,7 +437,7 @@ run_case() {
 
     # Recovery, as an operator would: restart what died (without the
     # fault), bring the link back, spm recover until settled.
-    unset SPM_HOST_FAULT_A SPM_HOST_FAULT_B
+    unset SPM_HOST_FAULT_A SPM_HOST_FAULT_B SPM_HOST_CRIU_CONFIG_A
     local restarted=
     for host in a b; do
         if ! spmd_alive "$host"; then
@@ -433,6 +451,18 @@ run_case() {
     spm_assert_one_copy "$KVS_PID" "$expect"
     t_settled=$(now)
     assert_one_copy "$expect" "$ip" "$keys" "$tag" "$counter"
+    case $name in
+    criu-*)
+        local reply='' locks
+        locks=$(mig_nft_tables a | awk '$2 ~ /^CRIU-/ {print $2}' | tr '\n' ' ')
+        [ -z "$locks" ] || mig_fail "the killed dump's lock table is still in host a: $locks"
+        printf 'PING\r\n' >&4
+        IFS= read -r -t 10 reply <&4 || true
+        [ "${reply%$'\r'}" == "+PONG" ] ||
+            mig_fail "a connection held across the killed dump got [$reply] after it"
+        exec 4<&-
+        ;;
+    esac
     # Every journal on both hosts ended in a final phase (read from the
     # files, not from spmd's own account of them).
     local journals='' j phase
