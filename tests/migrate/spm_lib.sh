@@ -75,6 +75,23 @@ spm_host_up() {
     done
 }
 
+# spm_criu_action_conf NAME ACTION: writes a CRIU configuration file,
+# $MIGRATE_WORK/NAME.conf, and prints its path; its action script
+# ($MIGRATE_WORK/NAME.sh) runs the commands read from stdin when CRIU
+# reaches ACTION (post-dump, post-restore, ...) and nothing at any other.
+# For SPM_HOST_CRIU_CONFIG_<NAME>: a look into, or a fault in, one CRIU run.
+spm_criu_action_conf() {
+    local name=$1 action=$2 script=$MIGRATE_WORK/$1.sh
+    {
+        echo '#!/usr/bin/env bash'
+        echo "[ \"\$CRTOOLS_SCRIPT_ACTION\" == $action ] || exit 0"
+        cat
+    } >"$script"
+    chmod +x "$script"
+    echo "action-script $script" >"$MIGRATE_WORK/$name.conf"
+    echo "$MIGRATE_WORK/$name.conf"
+}
+
 # spm_spmd_start NAME: (re)starts host NAME's spmd; waits until it serves.
 spm_spmd_start() {
     local name=$1 dir=$MIGRATE_WORK/$1 upper

@@ -42,13 +42,7 @@ spm_setup
 mig_hosts_up a b # once: hosts created here are removed by the parent's cleanup
 # The CRIU configuration of case criu-killed-after-lock: its action script
 # kills criu (the script's parent) once the dump is written.
-cat >"$MIGRATE_WORK/kill-at-post-dump.sh" <<'EOF'
-#!/usr/bin/env bash
-[ "$CRTOOLS_SCRIPT_ACTION" == post-dump ] || exit 0
-kill -KILL "$PPID"
-EOF
-chmod +x "$MIGRATE_WORK/kill-at-post-dump.sh"
-echo "action-script $MIGRATE_WORK/kill-at-post-dump.sh" >"$MIGRATE_WORK/kill-at-post-dump.conf"
+KILL_AT_POST_DUMP=$(echo 'kill -KILL "$PPID"' | spm_criu_action_conf kill-at-post-dump post-dump)
 
 CASES=(
     none
@@ -325,7 +319,7 @@ run_case() {
     # criu killed by a CRIU action script at post-dump: the process is
     # dumped, its connections locked (CRIU's nft table) and their sockets in
     # repair mode, and nobody undoes either but spmd: a.
-    criu-killed-after-lock) criu_config=$MIGRATE_WORK/kill-at-post-dump.conf expect=a keys=4096 ;;
+    criu-killed-after-lock) criu_config=$KILL_AT_POST_DUMP expect=a keys=4096 ;;
     *) mig_fail "unknown case $name" ;;
     esac
     # before: where the process is right after spm migrate returned, before

@@ -17,14 +17,7 @@ spm_setup
 # (a CRIU action script at post-dump makes one, as a second migration
 # from a would): spmd must drop its own dump's lock table and no other.
 OTHER_LOCK=CRIU-00000000-0000-0000-00
-cat >"$MIGRATE_WORK/other-lock.sh" <<EOF
-#!/usr/bin/env bash
-[ "\$CRTOOLS_SCRIPT_ACTION" == post-dump ] || exit 0
-nft add table inet $OTHER_LOCK
-EOF
-chmod +x "$MIGRATE_WORK/other-lock.sh"
-echo "action-script $MIGRATE_WORK/other-lock.sh" >"$MIGRATE_WORK/other-lock.conf"
-SPM_HOST_CRIU_CONFIG_A=$MIGRATE_WORK/other-lock.conf
+SPM_HOST_CRIU_CONFIG_A=$(echo "nft add table inet $OTHER_LOCK" | spm_criu_action_conf other-lock post-dump)
 spm_host_up a b c
 IP=10.77.0.100
 spm_kvs_start a "$IP"

@@ -78,9 +78,7 @@ cr_log "post-copy with a failing destination restore: rolled back, kvs runs on i
 #     reset): a CRIU action script, given to b's spmd in a CRIU
 #     configuration file, dials the address from inside b at post-restore
 #     (sockets restored, restore not yet returned) and must not get through.
-cat >"$MIGRATE_WORK/probe.sh" <<EOF
-#!/usr/bin/env bash
-[ "\$CRTOOLS_SCRIPT_ACTION" == post-restore ] || exit 0
+probe_conf=$(spm_criu_action_conf probe post-restore <<EOF
 if ! ip -o addr show | grep -q " $IP/"; then
     echo "the service address is not up" >>"$MIGRATE_WORK/probe.out"
 elif timeout 0.5 bash -c 'exec 3<>/dev/tcp/$IP/6379' 2>/dev/null; then
@@ -89,10 +87,9 @@ else
     echo "dropped" >>"$MIGRATE_WORK/probe.out"
 fi
 EOF
-chmod +x "$MIGRATE_WORK/probe.sh"
-echo "action-script $MIGRATE_WORK/probe.sh" >"$MIGRATE_WORK/probe.conf"
+)
 spm_spmd_kill b
-SPM_HOST_CRIU_CONFIG_B=$MIGRATE_WORK/probe.conf spm_spmd_start b
+SPM_HOST_CRIU_CONFIG_B=$probe_conf spm_spmd_start b
 
 redis-benchmark -h "$IP" -t incr -n 200000 -c 8 -q >"$MIGRATE_WORK/bench.out" 2>&1 &
 BENCH=$!
