@@ -1587,9 +1587,10 @@ static struct lazy_dump *lazy_add(const uint8_t id[16], pid_t child, uint16_t po
 
 /* A failed lazy dump, or a criu killed mid-dump, lets the tree run on but
  * (CRIU 4.2) unlocks nothing: its established TCP sockets stay in repair
- * mode, where they neither send nor acknowledge. Takes each of the process's TCP sockets out of
- * repair mode through a duplicate of its descriptor (pidfd_getfd), as CRIU's own unlock would; a
- * socket not in repair mode is left as it is. */
+ * mode, where they neither send nor acknowledge. Takes each of the
+ * process's TCP sockets out of repair mode through a duplicate of its
+ * descriptor (pidfd_getfd), as CRIU's own unlock would; a socket not in
+ * repair mode is left as it is. */
 static void tcp_repair_off_all(int pid)
 {
     int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
