@@ -75,6 +75,39 @@ spm_host_up() {
     done
 }
 
+# spm_kvs_data load|check IP KEYS TAG: KEYS values of 16 KiB (key:00000 on),
+# each one derived from TAG and its index, SET into the kvs on IP; check
+# GETs every one back and fails on the first one missing or different.
+spm_kvs_data() {
+    python3 - "$@" <<'EOF'
+import socket, sys
+op, ip, keys, tag = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4].encode()
+def value(i):
+    return ((b"%s-%05d-" % (tag, i)) * 2000)[:16384]
+s = socket.create_connection((ip, 6379), timeout=60)
+f = s.makefile("rb")
+if op == "load":
+    for base in range(0, keys, 512):
+        buf = bytearray()
+        n = min(512, keys - base)
+        for i in range(base, base + n):
+            v = value(i)
+            buf += b"*3\r\n$3\r\nSET\r\n$9\r\nkey:%05d\r\n$%d\r\n%s\r\n" % (i, len(v), v)
+        s.sendall(bytes(buf))
+        for i in range(n):
+            line = f.readline()
+            assert line == b"+OK\r\n", (base + i, line[:80])
+else:
+    for i in range(keys):
+        s.sendall(b"*2\r\n$3\r\nGET\r\n$9\r\nkey:%05d\r\n" % i)
+        hdr = f.readline()
+        assert hdr.startswith(b"$") and int(hdr[1:]) == 16384, ("key:%05d" % i, hdr[:80])
+        v = f.read(16384 + 2)[:-2]
+        assert v == value(i), "key:%05d has the wrong value" % i
+print("%s %d keys ok" % (op, keys))
+EOF
+}
+
 # spm_criu_action_conf NAME ACTION: writes a CRIU configuration file,
 # $MIGRATE_WORK/NAME.conf, and prints its path; its action script
 # ($MIGRATE_WORK/NAME.sh) runs the commands read from stdin when CRIU

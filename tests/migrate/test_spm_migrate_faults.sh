@@ -103,38 +103,6 @@ host_fresh() {
     spmd_restart "$name"
 }
 
-# kvs_data load|check IP KEYS TAG: KEYS values of 16 KiB, each one derived
-# from TAG and its index; check reads every one back.
-kvs_data() {
-    python3 - "$@" <<'EOF'
-import socket, sys
-op, ip, keys, tag = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4].encode()
-def value(i):
-    return ((b"%s-%05d-" % (tag, i)) * 2000)[:16384]
-s = socket.create_connection((ip, 6379), timeout=60)
-f = s.makefile("rb")
-if op == "load":
-    for base in range(0, keys, 512):
-        buf = bytearray()
-        n = min(512, keys - base)
-        for i in range(base, base + n):
-            v = value(i)
-            buf += b"*3\r\n$3\r\nSET\r\n$9\r\nkey:%05d\r\n$%d\r\n%s\r\n" % (i, len(v), v)
-        s.sendall(bytes(buf))
-        for i in range(n):
-            line = f.readline()
-            assert line == b"+OK\r\n", (base + i, line[:80])
-else:
-    for i in range(keys):
-        s.sendall(b"*2\r\n$3\r\nGET\r\n$9\r\nkey:%05d\r\n" % i)
-        hdr = f.readline()
-        assert hdr.startswith(b"$") and int(hdr[1:]) == 16384, ("key:%05d" % i, hdr[:80])
-        v = f.read(16384 + 2)[:-2]
-        assert v == value(i), "key:%05d has the wrong value" % i
-print("%s %d keys ok" % (op, keys))
-EOF
-}
-
 # kvs_processes: every kvs process in host a or b (pid state host), one a line.
 kvs_processes() {
     local pid host
@@ -179,7 +147,7 @@ assert_one_copy() {
     other=$([ "$want" == a ] && echo b || echo a)
     mig_host_has_ip "$want" "$ip" || mig_fail "the service address $ip is not on $want"
     if mig_host_has_ip "$other" "$ip"; then mig_fail "the service address $ip is also on $other"; fi
-    kvs_data check "$ip" "$keys" "$tag" || mig_fail "values lost or wrong after recovery"
+    spm_kvs_data check "$ip" "$keys" "$tag" || mig_fail "values lost or wrong after recovery"
     local got
     got=$(redis-cli -h "$ip" INCR ctr) || mig_fail "INCR failed"
     [ "$got" == "$((counter + 1))" ] || mig_fail "INCR ctr gave [$got], want $((counter + 1))"
@@ -360,7 +328,7 @@ run_case() {
     : >"$MIGRATE_WORK/kvs.log"
     rm -f "$MIGRATE_WORK"/recover.out "$MIGRATE_WORK"/migrate.* "$MIGRATE_WORK"/inject.*
     spm_kvs_start a "$ip"
-    kvs_data load "$ip" "$keys" "$tag" >/dev/null || mig_fail "loading the kvs failed"
+    spm_kvs_data load "$ip" "$keys" "$tag" >/dev/null || mig_fail "loading the kvs failed"
     redis-cli -h "$ip" INCRBY ctr $((counter - 3)) >/dev/null
     local i
     for i in 1 2 3; do redis-cli -h "$ip" INCR ctr >/dev/null; done

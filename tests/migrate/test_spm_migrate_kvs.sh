@@ -26,20 +26,7 @@ cr_log "kvs pid $KVS_PID in host a on $IP"
 cli() { redis-cli -h "$IP" "$@"; }
 
 # State: 2000 keys of 16 KiB (32 MiB), counters, the signing key.
-python3 - "$IP" <<'EOF' || mig_fail "loading kvs failed"
-import socket, sys
-s = socket.create_connection((sys.argv[1], 6379), timeout=60)
-buf = bytearray()
-for i in range(2000):
-    v = (b"%05d-" % i) * 2731
-    v = v[:16384]
-    buf += b"*3\r\n$3\r\nSET\r\n$%d\r\nkey:%05d\r\n$%d\r\n%s\r\n" % (9, i, len(v), v)
-s.sendall(bytes(buf))
-got = b""
-while got.count(b"\r\n") < 2000:
-    got += s.recv(65536)
-assert got == b"+OK\r\n" * 2000, got[:100]
-EOF
+spm_kvs_data load "$IP" 2000 kvs >/dev/null || mig_fail "loading kvs failed"
 for i in $(seq 1 100); do cli incrby "ctr:$i" "$i" >/dev/null; done
 pub=$(cli --raw KVS.PUBKEY)
 [[ $pub =~ ^04[0-9a-f]{128}$ ]] || mig_fail "KVS.PUBKEY: [$pub]"
@@ -79,18 +66,7 @@ locks=$(mig_nft_tables a | awk '$2 ~ /^CRIU-/ {print $2}' | tr '\n' ' ')
     mig_fail "CRIU lock tables in host a after the move: [$locks], want only the other dump's $OTHER_LOCK"
 
 # Every value, counter and the key, on b.
-python3 - "$IP" <<'EOF' || mig_fail "values lost in the migration"
-import socket, sys
-s = socket.create_connection((sys.argv[1], 6379), timeout=60)
-f = s.makefile("rb")
-for i in range(2000):
-    s.sendall(b"*2\r\n$3\r\nGET\r\n$9\r\nkey:%05d\r\n" % i)
-    hdr = f.readline()
-    n = int(hdr[1:])
-    v = f.read(n + 2)[:-2]
-    want = ((b"%05d-" % i) * 2731)[:16384]
-    assert v == want, i
-EOF
+spm_kvs_data check "$IP" 2000 kvs >/dev/null || mig_fail "values lost in the migration"
 for i in 1 50 100; do
     [ "$(cli get "ctr:$i")" == "$i" ] || mig_fail "counter ctr:$i is [$(cli get "ctr:$i")], want $i"
 done
