@@ -230,7 +230,8 @@ int spm_ocall(uint32_t id, const void *in, size_t in_size, void *out, size_t out
     int64_t status = spm_trts_ocall_switch(id, frame, frame_address);
 
     int ret = whitelist_status(status);
-    uint64_t host_out_size = *(volatile uint64_t *)&frame->out_size;
+    /* One read of host memory: the host may change it at any moment. */
+    uint64_t host_out_size = ((volatile struct spm_ocall_frame *)frame)->out_size;
     if (ret == 0 && host_out_size > out_capacity)
         ret = -EPROTO;
     if (ret == 0 && host_out_size)
