@@ -7,6 +7,7 @@
  * The platform's secrets and files stay in sim/ (store.c, derive.c); this
  * file only routes to them. */
 #include <errno.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,8 @@ struct sim_enter_frame {
     struct spm_enter_io *io;
     spm_ocall_dispatch_fn dispatch;
     uint64_t gs_base;
+    uint64_t host_rsp;  /* this thread's stack, where ocalls are served */
+    uint64_t ocall_top; /* the RSP the enclave sees: its ocall frames go below */
 };
 
 int spm_sim_eenter(uint64_t tcs, uint64_t oentry, struct sim_enter_frame *f)
@@ -60,6 +63,62 @@ static __thread uint64_t t_gs_base;
 _Static_assert(offsetof(struct sim_enter_frame, r8_in) == 24, "enter.S F_R8_IN");
 _Static_assert(offsetof(struct sim_enter_frame, rdx_out) == 48, "enter.S F_RDX_OUT");
 _Static_assert(offsetof(struct sim_enter_frame, oentry) == 64, "enter.S F_OENTRY");
+_Static_assert(offsetof(struct sim_enter_frame, host_rsp) == 104, "enter.S F_HOST_RSP");
+_Static_assert(offsetof(struct sim_enter_frame, ocall_top) == 112, "enter.S F_OCALL_TOP");
+
+/* Each thread's ocall areas (enter.S), one per nesting level: an ocall
+ * handler may enter an enclave again. An area holds the largest frame the
+ * trusted runtime builds (header, 1 MiB in, 1 MiB out, red zone, alignment)
+ * with room to spare; it is mapped on a thread's first entry at that level
+ * and unmapped when the thread exits. */
+#define SIM_OCALL_AREA_SIZE  (2 * (size_t)SPM_OCALL_MAX_SIZE + (64u << 10))
+#define SIM_OCALL_AREA_LEVELS 4u
+static __thread uint8_t *t_ocall_area[SIM_OCALL_AREA_LEVELS];
+static __thread unsigned t_ocall_level;
+static pthread_key_t g_ocall_area_key;
+static pthread_once_t g_ocall_area_once = PTHREAD_ONCE_INIT;
+
+static void ocall_areas_unmap(void *unused)
+{
+    (void)unused;
+    for (unsigned i = 0; i < SIM_OCALL_AREA_LEVELS; i++) {
+        if (t_ocall_area[i])
+            munmap(t_ocall_area[i], SIM_OCALL_AREA_SIZE);
+        t_ocall_area[i] = NULL;
+    }
+}
+
+static void ocall_area_key_create(void)
+{
+    if (pthread_key_create(&g_ocall_area_key, ocall_areas_unmap) != 0)
+        spm_error("EENTER: cannot register the ocall areas' cleanup: they stay mapped until "
+                  "the process exits");
+}
+
+/* The top of this thread's ocall area for the next entry, or 0. */
+static uint64_t ocall_area_top(void)
+{
+    if (t_ocall_level >= SIM_OCALL_AREA_LEVELS) {
+        spm_error("EENTER: ocall handlers entered enclaves %u deep on this thread; at most %u "
+                  "are supported",
+                  t_ocall_level, SIM_OCALL_AREA_LEVELS);
+        return 0;
+    }
+    uint8_t **area = &t_ocall_area[t_ocall_level];
+    if (!*area) {
+        void *p = mmap(NULL, SIM_OCALL_AREA_SIZE, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED) {
+            spm_error("EENTER: cannot map this thread's ocall area (%zu bytes): %s",
+                      SIM_OCALL_AREA_SIZE, strerror(errno));
+            return 0;
+        }
+        *area = p;
+        pthread_once(&g_ocall_area_once, ocall_area_key_create);
+        pthread_setspecific(g_ocall_area_key, (void *)1);
+    }
+    return (uint64_t)(*area + SIM_OCALL_AREA_SIZE);
+}
 
 #define PAGE_NOT_ADDED 0xff
 
@@ -351,9 +410,14 @@ static int sim_eenter(struct spm_hw_enclave *e, uint64_t tcs_offset, struct spm_
         .dispatch = dispatch,
         .gs_base = (uint64_t)e->base + tcs->ogs_base,
     };
+    f.ocall_top = ocall_area_top();
+    if (!f.ocall_top)
+        return -ENOMEM;
     set_gs_base(f.gs_base);
     t_current = e;
+    t_ocall_level++;
     int ret = spm_sim_eenter((uint64_t)tcs, (uint64_t)e->base + tcs->oentry, &f);
+    t_ocall_level--;
     t_current = NULL;
     io->rdi_out = f.rdi_out;
     io->rsi_out = f.rsi_out;

@@ -294,7 +294,7 @@ static void secrets_init(struct secrets *s, uint64_t seed, uint64_t heap_size)
     size_t total = 0;
     for (int i = 0; i < 3; i++) {
         s->sizes[i] = sizes[i];
-        s->bytes[i] = malloc(sizes[i] + 8);
+        s->bytes[i] = calloc(1, sizes[i] + 8); /* the tail: windows read 8 bytes ahead */
         uint64_t x = ckpt_test_stream_start(seed, (uint64_t)i + 1);
         for (uint64_t o = 0; o < sizes[i]; o += 8) {
             uint64_t v = ckpt_test_stream_next(&x);
