@@ -71,7 +71,7 @@ _Static_assert(offsetof(struct sim_enter_frame, ocall_top) == 112, "enter.S F_OC
  * trusted runtime builds (header, 1 MiB in, 1 MiB out, red zone, alignment)
  * with room to spare; it is mapped on a thread's first entry at that level
  * and unmapped when the thread exits. */
-#define SIM_OCALL_AREA_SIZE  (2 * (size_t)SPM_OCALL_MAX_SIZE + (64u << 10))
+#define SIM_OCALL_AREA_SIZE   (2 * (size_t)SPM_OCALL_MAX_SIZE + (64u << 10))
 #define SIM_OCALL_AREA_LEVELS 4u
 static __thread uint8_t *t_ocall_area[SIM_OCALL_AREA_LEVELS];
 static __thread unsigned t_ocall_level;
