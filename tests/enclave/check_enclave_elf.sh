@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Checks a built enclave ELF against the trusted-image rules: no syscall or
-# sysenter instruction anywhere in executable code, no undefined symbol, no
-# DT_NEEDED, no interpreter, and only R_X86_64_RELATIVE relocations.
+# sysenter instruction anywhere in executable code, no reachable instruction
+# SGX makes fault inside an enclave (CPUID, RDTSC, port I/O, ...:
+# check_enclave_insns.py), no undefined symbol, no DT_NEEDED, no interpreter, and only
+# R_X86_64_RELATIVE relocations.
 # Usage: check_enclave_elf.sh ELF...
 set -euo pipefail
 fail=0
@@ -15,6 +17,10 @@ for elf in "$@"; do
     if [ -n "$syscalls" ]; then
         echo "FAIL $name: $(wc -l <<<"$syscalls") syscall-type instruction(s):"
         head -5 <<<"$syscalls"
+        fail=1
+    fi
+    # No reachable instruction SGX forbids inside an enclave (CPUID, ...).
+    if ! python3 "$(dirname "$0")/check_enclave_insns.py" "$elf"; then
         fail=1
     fi
     undefined=$(nm -u "$elf" | grep -v ' w ' || true)
@@ -35,6 +41,6 @@ for elf in "$@"; do
         echo "FAIL $name: relocations other than R_X86_64_RELATIVE: $other"; fail=1
     fi
     relative=$(readelf -rW "$elf" | grep -c R_X86_64_RELATIVE || true)
-    [ $fail -eq 0 ] && echo "ok   $name: syscall-free, no undefined symbols, $relative RELATIVE relocations"
+    [ $fail -eq 0 ] && echo "ok   $name: syscall-free, no enclave-illegal instructions, no undefined symbols, $relative RELATIVE relocations"
 done
 exit $fail

@@ -24,10 +24,12 @@ struct me_test_counter {
     uint8_t id[16];
     uint8_t tag[32]; /* increment: the tag to store with the new value */
 } __attribute__((packed));
+_Static_assert(sizeof(struct me_test_counter) == 49, "me test counter");
 
 struct me_test_counter_value {
     uint64_t value;
     uint8_t tag[32]; /* read: the tag stored with the value; increment: zero */
 } __attribute__((packed));
+_Static_assert(sizeof(struct me_test_counter_value) == 40, "me test counter value");
 
 #endif

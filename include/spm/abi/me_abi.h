@@ -127,6 +127,7 @@ enum spm_me_request_type {
     SPM_ME_REQ_COMMIT,
     SPM_ME_REQ_CANCEL,
 };
+_Static_assert(sizeof(struct spm_me_error) == 8, "me error");
 
 /* Inside SEALED, both ways. A reply has the request's type and a status
  * (0 or negative errno: -ESTALE older generation, -EALREADY consumed,
@@ -155,6 +156,7 @@ struct spm_me_escrow {
 struct spm_me_release_reply {
     uint8_t key[32];
 } __attribute__((packed));
+_Static_assert(sizeof(struct spm_me_release_reply) == 32, "me release reply");
 
 struct spm_me_commit {
     struct spm_me_checkpoint_ref ref;

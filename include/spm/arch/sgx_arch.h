@@ -79,10 +79,12 @@ struct sgx_attributes {
     uint64_t flags;
     uint64_t xfrm;
 };
+_Static_assert(sizeof(struct sgx_attributes) == 16, "SDM: ATTRIBUTES is 16 bytes");
 
 struct sgx_measurement {
     uint8_t m[SGX_HASH_SIZE];
 };
+_Static_assert(sizeof(struct sgx_measurement) == SGX_HASH_SIZE, "a measurement is a SHA-256");
 
 /* ECREATE/EADD/EEXTEND measurement records: each a 64-byte block. */
 #define SGX_MEASURE_BLOCK_SIZE  64u
