@@ -50,7 +50,9 @@
 #include "common/fileio.h"
 #include "common/log.h"
 #include "control/control.h"
+#include "criu_ids.h"
 #include "crypto/hash.h"
+#include "journal.h"
 #include "net/tls.h"
 #include "spm/abi/me_abi.h"
 #include "tunnel.h"
@@ -61,7 +63,6 @@ extern char **environ;
 #define ME_BUFFER_SIZE    (sizeof(struct spm_me_message_header) + SPM_ME_MAX_MESSAGE)
 #define PEER_TIMEOUT_MS   30000
 #define ADMIN_LINE_MAX    1024
-#define MAX_IMAGE_BYTES   (64ull << 30)
 #define CONNECT_TIMEOUT   5000
 #define STATUS_WAIT_MS    60000
 #define JOURNAL_FILE      "journal"
@@ -133,19 +134,6 @@ static uint64_t now_us(void)
  * A small key=value file written atomically (write, fsync, rename, fsync
  * dir) before the step its phase names. */
 
-enum role { ROLE_SOURCE = 1, ROLE_DEST = 2 };
-
-struct journal {
-    uint8_t id[16];
-    enum role role;
-    char phase[24];
-    int pid;
-    int mode;
-    char peer[64]; /* source: destination "ADDR:PORT"; destination: source's */
-    char ip[64];   /* the service address that moves, or "" */
-    char refs[1024];
-};
-
 static void id_hex(const uint8_t id[16], char out[33])
 {
     spm_hex(id, 16, out);
@@ -160,16 +148,12 @@ static int migration_dir(const uint8_t id[16], const char *leaf, char *out, size
     return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
-static int journal_write(const struct journal *j)
+static int journal_write(const struct spmd_journal *j)
 {
-    char path[PATH_MAX], hex[33], text[2048];
-    id_hex(j->id, hex);
-    int n = fmt_text(text, sizeof(text),
-                     "id=%s\nrole=%s\nphase=%s\npid=%d\nmode=%d\npeer=%s\nip=%s\nrefs=%s\n", hex,
-                     j->role == ROLE_SOURCE ? "source" : "destination", j->phase, j->pid, j->mode,
-                     j->peer, j->ip, j->refs);
-    if (n < 0 || (size_t)n >= sizeof(text))
-        return -E2BIG;
+    char path[PATH_MAX], text[2048];
+    int n = spmd_journal_format(j, text, sizeof(text));
+    if (n < 0)
+        return n;
     int ret = migration_dir(j->id, JOURNAL_FILE, path, sizeof(path));
     if (ret < 0)
         return ret;
@@ -181,82 +165,32 @@ static int journal_write(const struct journal *j)
     return ret;
 }
 
-static int journal_phase(struct journal *j, const char *phase)
+static int journal_phase(struct spmd_journal *j, const char *phase)
 {
     fmt_text(j->phase, sizeof(j->phase), "%s", phase);
     return journal_write(j);
 }
 
-static void line_value(const char *text, const char *key, char *out, size_t size)
+static int journal_read(const char *hex, struct spmd_journal *j)
 {
-    size_t key_size = strlen(key);
-    out[0] = 0;
-    for (const char *p = text; p && *p;) {
-        const char *end = strchr(p, '\n');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        if (len > key_size && strncmp(p, key, key_size) == 0 && p[key_size] == '=') {
-            size_t v = len - key_size - 1;
-            if (v >= size)
-                v = size - 1;
-            memcpy(out, p + key_size + 1, v);
-            out[v] = 0;
-            return;
-        }
-        p = end ? end + 1 : NULL;
-    }
-}
-
-static int hex_to_bytes(const char *hex, uint8_t *out, size_t size)
-{
-    if (strlen(hex) != size * 2)
-        return -EINVAL;
-    for (size_t i = 0; i < size; i++) {
-        unsigned v;
-        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
-            return -EINVAL;
-        out[i] = (uint8_t)v;
-    }
-    return 0;
-}
-
-static int journal_read(const char *hex, struct journal *j)
-{
-    char path[PATH_MAX], value[1024];
+    char path[PATH_MAX];
     fmt_text(path, sizeof(path), "%s/%s/%s", g_mig.migrations_dir, hex, JOURNAL_FILE);
     uint8_t *data = NULL;
     size_t size = 0;
-    int ret = spm_read_file(path, 8192, &data, &size);
+    int ret = spm_read_file(path, SPMD_JOURNAL_MAX_SIZE, &data, &size);
     if (ret < 0)
         return ret;
-    char *text = calloc(1, size + 1);
-    if (!text) {
-        free(data);
-        return -ENOMEM;
-    }
-    memcpy(text, data, size);
+    /* spm_read_file NUL-terminates: the text ends at the first NUL. */
+    ret = spmd_journal_parse((const char *)data, j);
     free(data);
-    memset(j, 0, sizeof(*j));
-    line_value(text, "id", value, sizeof(value));
-    ret = hex_to_bytes(value, j->id, 16);
-    line_value(text, "role", value, sizeof(value));
-    j->role = strcmp(value, "source") == 0 ? ROLE_SOURCE : ROLE_DEST;
-    line_value(text, "phase", j->phase, sizeof(j->phase));
-    line_value(text, "pid", value, sizeof(value));
-    j->pid = atoi(value);
-    line_value(text, "mode", value, sizeof(value));
-    j->mode = atoi(value);
-    line_value(text, "peer", j->peer, sizeof(j->peer));
-    line_value(text, "ip", j->ip, sizeof(j->ip));
-    line_value(text, "refs", j->refs, sizeof(j->refs));
-    free(text);
-    if (ret < 0 || j->pid <= 0 || !j->phase[0]) {
+    if (ret < 0) {
         spm_error("spmd: migration journal %s is damaged", path);
         return -EBADMSG;
     }
     return 0;
 }
 
-static bool journal_final(const struct journal *j)
+static bool journal_final(const struct spmd_journal *j)
 {
     static const char *final[] = {"done", "kept", "failed", "discarded", "running"};
     for (size_t i = 0; i < sizeof(final) / sizeof(final[0]); i++)
@@ -563,27 +497,12 @@ static int guard_set(const char *ip, bool on)
     return ret;
 }
 
-/* One protobuf varint at *p (below end); false when it runs past end. */
-static bool pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *value)
-{
-    *value = 0;
-    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
-        uint8_t byte = *(*p)++;
-        *value |= (uint64_t)(byte & 0x7f) << shift;
-        if (!(byte & 0x80))
-            return true;
-    }
-    return false;
-}
-
-/* The run id of the criu that dumped into `dir`: inventory.img's
- * dump_criu_run_id (field 13 of inventory_entry, after the image's magic
- * and size). CRIU names its network lock's nft table after it. */
+/* The run id of the criu that dumped into `dir`, from its inventory.img
+ * (criu_ids.h). CRIU names its network lock's nft table after it. */
 static int criu_run_id_inventory(const char *dir, char *id, size_t size)
 {
-    enum { INVENTORY_MAGIC = 0x58313116, RUN_ID_FIELD = 13 };
     char path[PATH_MAX];
-    uint8_t buf[4096];
+    uint8_t buf[SPMD_CRIU_INVENTORY_READ];
     id[0] = 0;
     if (fmt_text(path, sizeof(path), "%s/inventory.img", dir) >= (int)sizeof(path))
         return -ENAMETOOLONG;
@@ -592,70 +511,28 @@ static int criu_run_id_inventory(const char *dir, char *id, size_t size)
         return -errno;
     ssize_t got = read(fd, buf, sizeof(buf));
     close(fd);
-    if (got < 8 ||
-        (uint32_t)(buf[0] | buf[1] << 8 | buf[2] << 16 | (uint32_t)buf[3] << 24) != INVENTORY_MAGIC)
+    if (got < 0)
         return -EBADMSG;
-    uint32_t message = (uint32_t)(buf[4] | buf[5] << 8 | buf[6] << 16 | (uint32_t)buf[7] << 24);
-    if (message > (size_t)got - 8)
-        return -EBADMSG;
-    const uint8_t *p = buf + 8, *end = p + message;
-    while (p < end) {
-        uint64_t key, value;
-        if (!pb_varint(&p, end, &key))
-            return -EBADMSG;
-        switch (key & 7) {
-        case 0:
-            if (!pb_varint(&p, end, &value))
-                return -EBADMSG;
-            break;
-        case 1:
-        case 5:
-            if ((size_t)(end - p) < ((key & 7) == 1 ? 8u : 4u))
-                return -EBADMSG;
-            p += (key & 7) == 1 ? 8 : 4;
-            break;
-        case 2:
-            if (!pb_varint(&p, end, &value) || value > (uint64_t)(end - p))
-                return -EBADMSG;
-            if (key >> 3 == RUN_ID_FIELD) {
-                if (value < 8 || value >= size)
-                    return -EBADMSG;
-                for (uint64_t i = 0; i < value; i++)
-                    if (!p[i] || !strchr("0123456789abcdef-", p[i]))
-                        return -EBADMSG;
-                memcpy(id, p, (size_t)value);
-                id[value] = 0;
-                return 0;
-            }
-            p += value;
-            break;
-        default:
-            return -EBADMSG;
-        }
-    }
-    return -ENOENT;
+    return spmd_criu_run_id_inventory(buf, (size_t)got, id, size);
 }
 
-/* The same from the first line of dir/dump.log ("CRIU run id = ID", at
- * -v3), which exists from criu's start: a dump that died before it wrote
- * its inventory still names its lock table there. */
+/* The same from the first line of dir/dump.log, which exists from criu's
+ * start: a dump that died before it wrote its inventory still names its
+ * lock table there. */
 static int criu_run_id_log(const char *dir, char *id, size_t size)
 {
-    char path[PATH_MAX], line[128], found[64];
+    char path[PATH_MAX], text[SPMD_CRIU_LOG_LINE_READ];
     id[0] = 0;
     if (fmt_text(path, sizeof(path), "%s/dump.log", dir) >= (int)sizeof(path))
         return -ENAMETOOLONG;
-    FILE *f = fopen(path, "re");
-    if (!f)
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
         return -errno;
-    bool ok = fgets(line, sizeof(line), f) &&
-              sscanf(line, "(%*[0-9.]) CRIU run id = %63[0-9a-f-]", found) == 1 &&
-              strlen(found) >= 8 && strlen(found) < size;
-    fclose(f);
-    if (!ok)
+    ssize_t got = read(fd, text, sizeof(text));
+    close(fd);
+    if (got <= 0)
         return -ENOENT;
-    memcpy(id, found, strlen(found) + 1);
-    return 0;
+    return spmd_criu_run_id_log(text, (size_t)got, id, size);
 }
 
 static int criu_run_id(const char *dir, char *id, size_t size)
@@ -827,69 +704,70 @@ static int send_error(struct spm_tls_conn *c, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static int send_error(struct spm_tls_conn *c, int status, const char *fmt, ...)
 {
-    uint8_t buf[sizeof(struct spmd_wire_error) + SPMD_WIRE_TEXT_MAX + 1];
-    char *text = (char *)buf + sizeof(struct spmd_wire_error);
+    char text[SPMD_WIRE_TEXT_MAX + 1];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(text, SPMD_WIRE_TEXT_MAX + 1, fmt, ap);
+    int n = vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
     if (n < 0)
-        n = 0;
-    if (n > (int)SPMD_WIRE_TEXT_MAX)
-        n = SPMD_WIRE_TEXT_MAX;
-    struct spmd_wire_error e = {.status = status, .text_size = (uint16_t)n};
-    memcpy(buf, &e, sizeof(e));
-    spm_error("spmd: telling %s: %.*s (%s)", spm_tls_peer_name(c), n, text, strerror(-status));
-    return spm_tls_send(c, SPMD_WIRE_ERROR, buf, sizeof(e) + (size_t)n, PEER_TIMEOUT_MS);
+        text[0] = 0;
+    uint8_t buf[sizeof(struct spmd_wire_error) + SPMD_WIRE_TEXT_MAX];
+    size_t size = spmd_wire_error_encode(status, text, buf);
+    spm_error("spmd: telling %s: %s (%s)", spm_tls_peer_name(c), text, strerror(-status));
+    return spm_tls_send(c, SPMD_WIRE_ERROR, buf, size, PEER_TIMEOUT_MS);
 }
 
-/* An ERROR body as "status" + text; -EBADMSG when malformed. */
-static int parse_error(const uint8_t *body, size_t size, char *text, size_t text_size)
+/* A reply whose body is one fixed struct (or none), through its type's
+ * decoder (wire.h) into body. */
+static int decode_reply(uint16_t type, const uint8_t *buf, size_t size, void *body)
 {
-    struct spmd_wire_error e;
-    if (size < sizeof(e))
-        return -EBADMSG;
-    memcpy(&e, body, sizeof(e));
-    if (e.text_size > SPMD_WIRE_TEXT_MAX || size != sizeof(e) + e.text_size || e.status >= 0)
-        return -EBADMSG;
-    size_t n = e.text_size < text_size - 1 ? e.text_size : text_size - 1;
-    memcpy(text, body + sizeof(e), n);
-    text[n] = 0;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)text[i] < 0x20 || (unsigned char)text[i] > 0x7e)
-            text[i] = '?';
-    return e.status;
+    switch (type) {
+    case SPMD_WIRE_OK:
+        return spmd_wire_empty_decode(size);
+    case SPMD_WIRE_RESTORED:
+        return spmd_wire_restored_decode(buf, size, body);
+    case SPMD_WIRE_RUNNING:
+        return spmd_wire_running_decode(buf, size, body);
+    case SPMD_WIRE_STATE:
+        return spmd_wire_state_decode(buf, size, body);
+    default:
+        return -EPROTO;
+    }
 }
 
-/* Receives one message of type `want` with a body of exactly `size` bytes
- * (size 0: any size up to capacity, *got set). A peer ERROR comes back as
- * its status with its text in `why`. */
+/* Receives one message of type `want`: with got == NULL, an OK, RESTORED,
+ * RUNNING or STATE reply decoded into body; else any body up to capacity
+ * bytes, its size in *got. A peer ERROR comes back as its status with its
+ * text in `why`. */
 static int recv_expect(struct spm_tls_conn *c, uint16_t want, void *body, size_t capacity,
                        size_t *got, int timeout_ms, char *why, size_t why_size)
 {
     uint8_t small[sizeof(struct spmd_wire_error) + SPMD_WIRE_TEXT_MAX];
     uint16_t type = 0;
     size_t size = 0;
-    void *buf = capacity >= sizeof(small) ? body : small;
-    size_t cap = capacity >= sizeof(small) ? capacity : sizeof(small);
+    bool direct = got && capacity >= sizeof(small);
+    void *buf = direct ? body : small;
+    size_t cap = direct ? capacity : sizeof(small);
     int ret = spm_tls_recv(c, &type, buf, cap, &size, timeout_ms);
     if (ret < 0) {
         fmt_text(why, why_size, "connection to %s lost: %s", spm_tls_peer_name(c), strerror(-ret));
         return ret;
     }
     if (type == SPMD_WIRE_ERROR) {
-        ret = parse_error(buf, size, why, why_size);
+        ret = spmd_wire_error_decode(buf, size, why, why_size);
         return ret == -EBADMSG ? -EPROTO : ret;
     }
-    if (type != want || (got == NULL && size != capacity) || size > capacity) {
+    if (type != want || size > capacity ||
+        (got == NULL && decode_reply(want, buf, size, body) < 0)) {
         fmt_text(why, why_size, "%s sent message type %u (%zu bytes) where %u was expected",
                  spm_tls_peer_name(c), type, size, want);
         return -EPROTO;
     }
-    if (buf != body && size)
-        memcpy(body, buf, size);
-    if (got)
+    if (got) {
+        if (buf != body && size)
+            memcpy(body, buf, size);
         *got = size;
+    }
     return 0;
 }
 
@@ -1160,7 +1038,7 @@ static int parse_host_port(const char *text, char *host, size_t host_size, uint1
     return 0;
 }
 
-static int peer_connect(const char *peer, uint32_t flags, const struct journal *j,
+static int peer_connect(const char *peer, uint32_t flags, const struct spmd_journal *j,
                         struct spm_tls_conn **out, char *why, size_t why_size)
 {
     char host[64];
@@ -1186,15 +1064,26 @@ static int peer_connect(const char *peer, uint32_t flags, const struct journal *
     fmt_text(hello.source, sizeof(hello.source), "%s", g_mig.listen_text);
     fmt_text(hello.name, sizeof(hello.name), "%s", g_mig.name);
     ret = spm_tls_send(c, SPMD_WIRE_HELLO, &hello, sizeof(hello), PEER_TIMEOUT_MS);
-    struct spmd_wire_hello reply;
+    uint8_t body[sizeof(hello)];
+    size_t size = 0;
     if (ret == 0)
-        ret = recv_expect(c, SPMD_WIRE_HELLO, &reply, sizeof(reply), NULL, PEER_TIMEOUT_MS, why,
+        ret = recv_expect(c, SPMD_WIRE_HELLO, body, sizeof(body), &size, PEER_TIMEOUT_MS, why,
                           why_size);
     else
         fmt_text(why, why_size, "cannot send to %s: %s", peer, strerror(-ret));
-    if (ret == 0 && reply.version != SPMD_WIRE_VERSION) {
+    struct spmd_wire_hello reply;
+    int bad = ret == 0 ? spmd_wire_hello_decode(body, size, &reply, NULL, 0) : 0;
+    if (bad == -EPROTO) {
+        fmt_text(why, why_size, "%s sent message type %u (%zu bytes) where %u was expected",
+                 spm_tls_peer_name(c), SPMD_WIRE_HELLO, size, SPMD_WIRE_HELLO);
+        ret = -EPROTO;
+    } else if (bad < 0 && reply.version != SPMD_WIRE_VERSION) {
         fmt_text(why, why_size, "%s speaks wire version %u, we speak %u", peer, reply.version,
                  SPMD_WIRE_VERSION);
+        ret = -EPROTO;
+    } else if (bad < 0) {
+        fmt_text(why, why_size, "%s answered HELLO with flags %u mode %u", peer, reply.flags,
+                 reply.mode);
         ret = -EPROTO;
     }
     if (ret < 0) {
@@ -1226,14 +1115,12 @@ static int send_file(struct spm_tls_conn *c, const char *dir, const char *name, 
         close(fd);
         return -errno;
     }
-    size_t name_size = strlen(name);
     uint8_t begin[sizeof(struct spmd_wire_file) + SPMD_WIRE_NAME_MAX];
-    struct spmd_wire_file f = {.size = (uint64_t)st.st_size,
-                               .mode = (uint32_t)(st.st_mode & 0777),
-                               .name_size = (uint16_t)name_size};
-    memcpy(begin, &f, sizeof(f));
-    memcpy(begin + sizeof(f), name, name_size);
-    int ret = spm_tls_send(c, SPMD_WIRE_FILE_BEGIN, begin, sizeof(f) + name_size, PEER_TIMEOUT_MS);
+    size_t begin_size = 0;
+    int ret = spmd_wire_file_begin_encode((uint64_t)st.st_size, (uint32_t)(st.st_mode & 0777), name,
+                                          begin, &begin_size);
+    if (ret == 0)
+        ret = spm_tls_send(c, SPMD_WIRE_FILE_BEGIN, begin, begin_size, PEER_TIMEOUT_MS);
     struct spm_sha256 hash;
     spm_sha256_init(&hash);
     uint64_t left = (uint64_t)st.st_size;
@@ -1272,19 +1159,6 @@ static int send_file(struct spm_tls_conn *c, const char *dir, const char *name, 
     return ret;
 }
 
-static bool image_name_ok(const char *name)
-{
-    size_t len = strlen(name);
-    if (!len || len > SPMD_WIRE_NAME_MAX || name[0] == '.')
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)name[i];
-        if (ch <= 0x20 || ch >= 0x7f || ch == '/')
-            return false;
-    }
-    return true;
-}
-
 /* CRIU's own logs stay with the host that wrote them (a post-copy dump is
  * still writing its log while the images go). */
 static bool image_to_send(const char *name)
@@ -1292,7 +1166,7 @@ static bool image_to_send(const char *name)
     size_t len = strlen(name);
     bool log = (len > 4 && strcmp(name + len - 4, ".log") == 0) ||
                (len > 4 && strcmp(name + len - 4, ".out") == 0);
-    return image_name_ok(name) && !log;
+    return spmd_wire_image_name_ok(name) && !log;
 }
 
 static int send_images(struct spm_tls_conn *c, const char *dir, struct transfer *t, struct admin *a,
@@ -1368,7 +1242,7 @@ static bool loopback_listening(uint16_t port)
  * `--lazy-pages` with the page server on 127.0.0.1:lazy_port; returns once
  * every image but the memory is written, the dump still running (its
  * child in *lazy_child) and serving the memory until the pages have moved. */
-static int criu_dump(const struct journal *j, const char *images, uint64_t *usec,
+static int criu_dump(const struct spmd_journal *j, const char *images, uint64_t *usec,
                      uint16_t lazy_port, pid_t *lazy_child, char *why, size_t why_size)
 {
     char pid_text[16], port_text[8], log_path[PATH_MAX];
@@ -1516,7 +1390,7 @@ static void remove_tree(const char *dir)
 }
 
 /* A migration's images are spent (committed elsewhere or rolled back). */
-static void drop_images(const struct journal *j)
+static void drop_images(const struct spmd_journal *j)
 {
     char images[PATH_MAX];
     if (migration_dir(j->id, IMAGES_DIR, images, sizeof(images)) == 0)
@@ -1664,7 +1538,7 @@ static int lazy_end(struct lazy_dump *l, bool commit, uint64_t *page_bytes, char
  * failed or was interrupted) by re-importing in place. */
 static int restored_pid(const char *images);
 
-static int restore_in_place(struct journal *j, struct admin *a, char *why, size_t why_size)
+static int restore_in_place(struct spmd_journal *j, struct admin *a, char *why, size_t why_size)
 {
     char images[PATH_MAX], reply[SPM_CONTROL_MAX_LINE];
     int ret = migration_dir(j->id, IMAGES_DIR, images, sizeof(images));
@@ -1710,7 +1584,7 @@ static int restore_in_place(struct journal *j, struct admin *a, char *why, size_
     return 0;
 }
 
-static void send_discard(struct journal *j)
+static void send_discard(struct spmd_journal *j)
 {
     struct spm_tls_conn *c = NULL;
     char why[256];
@@ -1726,7 +1600,7 @@ static void send_discard(struct journal *j)
 /* Rolls back a migration whose key never left: the destination drops its
  * copy first (on a shared machine its stopped copy holds the pid), then the
  * process runs here again. */
-static int roll_back(struct journal *j, struct admin *a, char *why, size_t why_size)
+static int roll_back(struct spmd_journal *j, struct admin *a, char *why, size_t why_size)
 {
     send_discard(j);
     struct lazy_dump *l = lazy_take(j->id);
@@ -1775,7 +1649,7 @@ static int parse_refs(const char *text, struct spm_me_checkpoint_ref *refs, size
                       size_t *count)
 {
     /* The journal keeps the value of the export's refs= field. */
-    char line[sizeof(((struct journal *)0)->refs) + 8];
+    char line[sizeof(((struct spmd_journal *)0)->refs) + 8];
     if (fmt_text(line, sizeof(line), "refs=%s", text) >= (int)sizeof(line))
         return -E2BIG;
     return spm_control_parse_refs(line, refs, capacity, count);
@@ -1783,7 +1657,7 @@ static int parse_refs(const char *text, struct spm_me_checkpoint_ref *refs, size
 
 /* Settles a migration interrupted at or after "handover": the MEs decide
  * (RESOLVE), then the destination runs (GO) or the source rolls back. */
-static int settle(struct journal *j, struct admin *a, char *why, size_t why_size)
+static int settle(struct spmd_journal *j, struct admin *a, char *why, size_t why_size)
 {
     struct spm_me_checkpoint_ref refs[4];
     size_t count = 0;
@@ -1921,7 +1795,7 @@ static int mode_check(int mode, char *why, size_t why_size)
 static void run_migration(struct admin *a, const struct migrate_request *req)
 {
     char why[512] = "";
-    struct journal j = {.role = ROLE_SOURCE, .pid = req->pid, .mode = req->mode};
+    struct spmd_journal j = {.role = SPMD_ROLE_SOURCE, .pid = req->pid, .mode = req->mode};
     fmt_text(j.peer, sizeof(j.peer), "%s", req->to);
     fmt_text(j.ip, sizeof(j.ip), "%s", req->ip);
     char dir[PATH_MAX], images[PATH_MAX];
@@ -2199,7 +2073,7 @@ fail_early:
 
 /* ---- Recovery ---- */
 
-static int recover_source(struct journal *j, struct admin *a, char *why, size_t why_size)
+static int recover_source(struct spmd_journal *j, struct admin *a, char *why, size_t why_size)
 {
     if (strcmp(j->phase, "handover") == 0 || strcmp(j->phase, "handed-over") == 0)
         return settle(j, a, why, why_size);
@@ -2213,11 +2087,11 @@ static int recover_source(struct journal *j, struct admin *a, char *why, size_t 
     return roll_back(j, a, why, why_size);
 }
 
-static int dest_resume(struct journal *j, struct spmd_wire_running *running, char *why,
+static int dest_resume(struct spmd_journal *j, struct spmd_wire_running *running, char *why,
                        size_t why_size);
-static void dest_discard(struct journal *j);
+static void dest_discard(struct spmd_journal *j);
 
-static int recover_dest(struct journal *j, struct admin *a, char *why, size_t why_size)
+static int recover_dest(struct spmd_journal *j, struct admin *a, char *why, size_t why_size)
 {
     struct spm_tls_conn *c = NULL;
     int ret = peer_connect(j->peer, SPMD_HELLO_RESUME, j, &c, why, why_size);
@@ -2255,16 +2129,16 @@ static void run_recover(struct admin *a)
     if (d) {
         struct dirent *e;
         while ((e = readdir(d))) {
-            struct journal j;
+            struct spmd_journal j;
             if (e->d_name[0] == '.' || journal_read(e->d_name, &j) < 0 || journal_final(&j))
                 continue;
             if (active_has(j.id))
                 continue;
             char why[512] = "";
             emit(a, "progress phase=recover id=%s role=%s journal=%s pid=%d peer=%s", e->d_name,
-                 j.role == ROLE_SOURCE ? "source" : "destination", j.phase, j.pid, j.peer);
-            int ret = j.role == ROLE_SOURCE ? recover_source(&j, a, why, sizeof(why))
-                                            : recover_dest(&j, a, why, sizeof(why));
+                 j.role == SPMD_ROLE_SOURCE ? "source" : "destination", j.phase, j.pid, j.peer);
+            int ret = j.role == SPMD_ROLE_SOURCE ? recover_source(&j, a, why, sizeof(why))
+                                                 : recover_dest(&j, a, why, sizeof(why));
             if (ret == 0) {
                 settled++;
                 emit(a, "recovered id=%s outcome=%s pid=%d", e->d_name, j.phase, j.pid);
@@ -2281,7 +2155,7 @@ static void run_recover(struct admin *a)
 /* ---- Destination ---- */
 
 struct incoming {
-    struct journal j;
+    struct spmd_journal j;
     char images[PATH_MAX];
     int fd; /* the file being received */
     uint64_t size, got;
@@ -2291,7 +2165,7 @@ struct incoming {
     unsigned sealed_seen;
 };
 
-static void dest_discard(struct journal *j)
+static void dest_discard(struct spmd_journal *j)
 {
     /* Only a copy this host restored is ours to kill: before that the pid
      * is the source's (one machine, one pid space, in the tests). */
@@ -2320,7 +2194,7 @@ static void dest_discard(struct journal *j)
 
 /* The key is here now: let the stopped process import it, or restore it
  * again from the images when it is gone (e.g. this host restarted). */
-static int dest_resume(struct journal *j, struct spmd_wire_running *running, char *why,
+static int dest_resume(struct spmd_journal *j, struct spmd_wire_running *running, char *why,
                        size_t why_size)
 {
     char reply[SPM_CONTROL_MAX_LINE] = "";
@@ -2371,7 +2245,7 @@ static int dest_resume(struct journal *j, struct spmd_wire_running *running, cha
 static void dest_lost(const uint8_t id[16], const char *why)
 {
     char hex[33];
-    struct journal j;
+    struct spmd_journal j;
     id_hex(id, hex);
     if (journal_read(hex, &j) < 0)
         return;
@@ -2446,36 +2320,20 @@ static int restored_pid(const char *images)
     return read_number(path, &pid) == 0 && pid > 0 && pid < INT_MAX ? (int)pid : -1;
 }
 
-static bool me_type_from_peer(const uint8_t *msg, size_t size)
-{
-    struct spm_me_message_header h;
-    if (size < sizeof(h))
-        return false;
-    memcpy(&h, msg, sizeof(h));
-    return h.type == SPM_ME_MSG_PEER_OFFER || h.type == SPM_ME_MSG_PEER_CONFIRM ||
-           h.type == SPM_ME_MSG_PEER_SEALED;
-}
-
 static int dest_file_begin(struct incoming *in, const uint8_t *body, size_t size, char *why,
                            size_t why_size)
 {
     struct spmd_wire_file f;
     char name[SPMD_WIRE_NAME_MAX + 1];
-    if (in->fd >= 0 || size < sizeof(f)) {
+    if (in->fd >= 0) {
         fmt_text(why, why_size, "FILE_BEGIN out of order or short");
         return -EBADMSG;
     }
-    memcpy(&f, body, sizeof(f));
-    if (f.reserved || f.name_size == 0 || f.name_size > SPMD_WIRE_NAME_MAX ||
-        size != sizeof(f) + f.name_size || f.size > MAX_IMAGE_BYTES ||
-        in->bytes + f.size > MAX_IMAGE_BYTES || in->files >= SPMD_WIRE_MAX_FILES) {
+    int ret = spmd_wire_file_begin_decode(body, size, &f, name, why, why_size);
+    if (ret < 0)
+        return ret;
+    if (in->bytes + f.size > SPMD_WIRE_MAX_IMAGE_BYTES || in->files >= SPMD_WIRE_MAX_FILES) {
         fmt_text(why, why_size, "FILE_BEGIN malformed or over the limits");
-        return -EBADMSG;
-    }
-    memcpy(name, body + sizeof(f), f.name_size);
-    name[f.name_size] = 0;
-    if (!image_name_ok(name)) {
-        fmt_text(why, why_size, "image file name refused");
         return -EBADMSG;
     }
     char path[PATH_MAX];
@@ -2494,10 +2352,13 @@ static int dest_file_begin(struct incoming *in, const uint8_t *body, size_t size
 static int dest_file_data(struct incoming *in, const uint8_t *body, size_t size, char *why,
                           size_t why_size)
 {
-    if (in->fd < 0 || size > in->size - in->got) {
+    if (in->fd < 0) {
         fmt_text(why, why_size, "FILE_DATA out of order or beyond the file's size");
         return -EBADMSG;
     }
+    int ret = spmd_wire_file_data_decode(size, in->size, in->got, why, why_size);
+    if (ret < 0)
+        return ret;
     spm_sha256_update(&in->hash, body, size);
     while (size) {
         ssize_t put = write(in->fd, body, size);
@@ -2519,11 +2380,10 @@ static int dest_file_end(struct incoming *in, const uint8_t *body, size_t size, 
 {
     struct spmd_wire_file_end end;
     uint8_t digest[32];
-    if (in->fd < 0 || size != sizeof(end) || in->got != in->size) {
+    if (in->fd < 0 || spmd_wire_file_end_decode(body, size, &end) < 0 || in->got != in->size) {
         fmt_text(why, why_size, "FILE_END out of order or the file is short");
         return -EBADMSG;
     }
-    memcpy(&end, body, sizeof(end));
     spm_sha256_final(&in->hash, digest);
     /* Made durable all at once at IMAGES_DONE (syncfs). */
     close(in->fd);
@@ -2566,19 +2426,12 @@ static void serve_peer(struct spm_tls_conn *c)
         spm_tls_recv(c, &type, body, SPMD_WIRE_DATA_CHUNK + ME_BUFFER_SIZE, &size, PEER_TIMEOUT_MS);
     if (ret < 0)
         goto out;
-    if (type != SPMD_WIRE_HELLO || size != sizeof(hello)) {
+    if (type != SPMD_WIRE_HELLO) {
         (void)send_error(c, -EPROTO, "expected HELLO");
         goto out;
     }
-    memcpy(&hello, body, sizeof(hello));
-    hello.source[sizeof(hello.source) - 1] = 0;
-    hello.name[sizeof(hello.name) - 1] = 0;
-    if (hello.version != SPMD_WIRE_VERSION ||
-        !(hello.flags == SPMD_HELLO_MIGRATE || hello.flags == SPMD_HELLO_RESUME ||
-          hello.flags == SPMD_HELLO_TUNNEL) ||
-        hello.mode > SPMD_MODE_PRE) {
-        (void)send_error(c, -EPROTONOSUPPORT, "wire version %u flags %u not supported",
-                         hello.version, hello.flags);
+    if ((ret = spmd_wire_hello_decode(body, size, &hello, why, sizeof(why))) < 0) {
+        (void)send_error(c, ret, "%s", why);
         goto out;
     }
     char hex[33];
@@ -2604,14 +2457,14 @@ static void serve_peer(struct spm_tls_conn *c)
     if (hello.flags == SPMD_HELLO_RESUME) {
         have_journal = journal_read(hex, &in.j) == 0;
     } else {
-        struct journal probe;
+        struct spmd_journal probe;
         if (journal_read(hex, &probe) == 0) {
             (void)send_error(c, -EEXIST, "migration %s is already known here", hex);
             goto out;
         }
         memset(&in.j, 0, sizeof(in.j));
         memcpy(in.j.id, hello.migration_id, 16);
-        in.j.role = ROLE_DEST;
+        in.j.role = SPMD_ROLE_DEST;
         in.j.pid = (int)hello.pid;
         in.j.mode = (int)hello.mode;
         fmt_text(in.j.peer, sizeof(in.j.peer), "%s", hello.source);
@@ -2647,8 +2500,9 @@ static void serve_peer(struct spm_tls_conn *c)
             break;
         why[0] = 0;
         switch (type) {
-        case SPMD_WIRE_ME:
-            if (!me_type_from_peer(body, size)) {
+        case SPMD_WIRE_ME: {
+            uint16_t me_type;
+            if (spmd_wire_me_from_peer(body, size, &me_type) < 0) {
                 ret = send_error(c, -EPROTO, "ME message type not accepted from a peer");
                 goto out;
             }
@@ -2656,15 +2510,12 @@ static void serve_peer(struct spm_tls_conn *c)
                 (void)send_error(c, ret, "the Migration Enclave here cannot be called");
                 goto out;
             }
-            {
-                struct spm_me_message_header h;
-                memcpy(&h, body, sizeof(h));
-                if (h.type == SPM_ME_MSG_PEER_SEALED && hello.flags == SPMD_HELLO_MIGRATE &&
-                    ++in.sealed_seen == 1)
-                    fault_crash("dest-crash-after-store");
-            }
+            if (me_type == SPM_ME_MSG_PEER_SEALED && hello.flags == SPMD_HELLO_MIGRATE &&
+                ++in.sealed_seen == 1)
+                fault_crash("dest-crash-after-store");
             ret = spm_tls_send(c, SPMD_WIRE_ME, out.data, out.size, PEER_TIMEOUT_MS);
             break;
+        }
         case SPMD_WIRE_FILE_BEGIN:
             ret = !have_journal || strcmp(in.j.phase, "receiving") != 0
                       ? -EPROTO
@@ -2678,12 +2529,12 @@ static void serve_peer(struct spm_tls_conn *c)
             break;
         case SPMD_WIRE_IMAGES_DONE: {
             struct spmd_wire_images_done done;
-            if (size != sizeof(done) || in.fd >= 0 || !have_journal) {
+            if (spmd_wire_images_done_decode(body, size, &done) < 0 || in.fd >= 0 ||
+                !have_journal) {
                 ret = -EBADMSG;
                 fmt_text(why, sizeof(why), "IMAGES_DONE malformed or out of order");
                 break;
             }
-            memcpy(&done, body, sizeof(done));
             if (done.files != in.files || done.bytes != in.bytes) {
                 ret = -EBADMSG;
                 fmt_text(why, sizeof(why),
@@ -2700,26 +2551,14 @@ static void serve_peer(struct spm_tls_conn *c)
         }
         case SPMD_WIRE_RESTORE: {
             struct spmd_wire_restore rs;
-            if (size != sizeof(rs) || !have_journal || strcmp(in.j.phase, "received") != 0) {
+            if (!have_journal || strcmp(in.j.phase, "received") != 0) {
                 ret = -EBADMSG;
                 fmt_text(why, sizeof(why), "RESTORE malformed or before the images arrived");
                 break;
             }
-            memcpy(&rs, body, sizeof(rs));
-            rs.service_ip[sizeof(rs.service_ip) - 1] = 0;
-            if ((rs.flags & ~SPMD_RESTORE_LAZY) ||
-                !(rs.flags & SPMD_RESTORE_LAZY) != (in.j.mode != SPMD_MODE_POST)) {
-                ret = -EINVAL;
-                fmt_text(why, sizeof(why), "RESTORE flags %#x do not match the migration's mode",
-                         rs.flags);
+            if ((ret = spmd_wire_restore_decode(body, size, (uint32_t)in.j.mode, &rs, why,
+                                                sizeof(why))) < 0)
                 break;
-            }
-            if (rs.service_ip[0] &&
-                strspn(rs.service_ip, "0123456789./") != strlen(rs.service_ip)) {
-                ret = -EINVAL;
-                fmt_text(why, sizeof(why), "service address refused");
-                break;
-            }
             fmt_text(in.j.ip, sizeof(in.j.ip), "%s", rs.service_ip);
             if ((ret = journal_phase(&in.j, "restoring")) < 0)
                 break;
@@ -2779,7 +2618,7 @@ static void serve_peer(struct spm_tls_conn *c)
         case SPMD_WIRE_GO: {
             fault_crash("dest-crash-on-go");
             struct spmd_wire_running running;
-            if (size != 0 || !have_journal) {
+            if (spmd_wire_empty_decode(size) < 0 || !have_journal) {
                 ret = -EBADMSG;
                 fmt_text(why, sizeof(why), "GO malformed or for an unknown migration");
                 break;
@@ -2805,7 +2644,7 @@ static void serve_peer(struct spm_tls_conn *c)
             break;
         }
         case SPMD_WIRE_DISCARD:
-            if (size != 0 || !have_journal) {
+            if (spmd_wire_empty_decode(size) < 0 || !have_journal) {
                 ret = -EBADMSG;
                 fmt_text(why, sizeof(why), "DISCARD malformed or for an unknown migration");
                 break;
@@ -2820,17 +2659,16 @@ static void serve_peer(struct spm_tls_conn *c)
             break;
         case SPMD_WIRE_QUERY: {
             struct spmd_wire_state q, st = {0};
-            if (size != sizeof(q)) {
+            if (spmd_wire_state_decode(body, size, &q) < 0) {
                 ret = -EBADMSG;
                 fmt_text(why, sizeof(why), "QUERY malformed");
                 break;
             }
-            memcpy(&q, body, sizeof(q));
             memcpy(st.migration_id, q.migration_id, 16);
             char qhex[33];
-            struct journal qj;
+            struct spmd_journal qj;
             id_hex(q.migration_id, qhex);
-            if (journal_read(qhex, &qj) < 0 || qj.role != ROLE_SOURCE)
+            if (journal_read(qhex, &qj) < 0 || qj.role != SPMD_ROLE_SOURCE)
                 st.outcome = SPMD_OUTCOME_UNKNOWN;
             else if (strcmp(qj.phase, "handed-over") == 0 || strcmp(qj.phase, "done") == 0)
                 st.outcome = SPMD_OUTCOME_HANDED_OVER;

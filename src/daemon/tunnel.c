@@ -158,13 +158,13 @@ static enum pump_end pump(struct spm_tls_conn *c, int local_fd, int abort_fd, ui
                 snprintf(st->why, sizeof(st->why), "the peer's stream: %s", strerror(-ret));
                 return PUMP_BROKEN;
             }
-            if (type == SPMD_WIRE_TUNNEL_END && size == sizeof(struct spmd_wire_tunnel_end)) {
-                struct spmd_wire_tunnel_end end;
-                memcpy(&end, buf, sizeof(end));
-                st->peer_status = end.status;
+            int32_t status;
+            if (type == SPMD_WIRE_TUNNEL_END &&
+                spmd_wire_tunnel_end_decode(buf, size, &status) == 0) {
+                st->peer_status = status;
                 return PUMP_PEER_END;
             }
-            if (type != SPMD_WIRE_TUNNEL_DATA || size == 0) {
+            if (type != SPMD_WIRE_TUNNEL_DATA || spmd_wire_tunnel_data_decode(size) < 0) {
                 snprintf(st->why, sizeof(st->why), "unexpected frame type %u (%zu bytes)", type,
                          size);
                 return PUMP_BROKEN;

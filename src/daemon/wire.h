@@ -40,6 +40,8 @@
 #ifndef SPM_DAEMON_WIRE_H
 #define SPM_DAEMON_WIRE_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "net/tls.h"
@@ -50,6 +52,8 @@
 #define SPMD_WIRE_MAX_FILES  4096u
 #define SPMD_WIRE_NAME_MAX   128u
 #define SPMD_WIRE_TEXT_MAX   240u
+/* The most image bytes one migration may bring, in one file or in all. */
+#define SPMD_WIRE_MAX_IMAGE_BYTES (64ull << 30)
 
 enum spmd_wire_type {
     SPMD_WIRE_HELLO = 1,
@@ -164,5 +168,103 @@ _Static_assert(sizeof(struct spmd_wire_running) == 24, "wire running");
 _Static_assert(sizeof(struct spmd_wire_state) == 24, "wire state");
 _Static_assert(sizeof(struct spmd_wire_error) == 8, "wire error");
 _Static_assert(sizeof(struct spmd_wire_tunnel_end) == 8, "wire tunnel end");
+
+/* ---- Decoding (wire.c) ----
+ * One function per message type, the only code that reads a body a peer
+ * wrote. Each checks what can be checked from the body alone (and, where
+ * named, the receiver's own context); what depends on the session's state
+ * (order, totals so far) stays with the caller. body is borrowed and
+ * `size` bytes long; decoded values are copies, never pointers into it.
+ * Where a function takes why/why_size, a refusal writes there the text the
+ * receiver sends back in its ERROR. Every function returns 0 or a negative
+ * errno, as documented with it. */
+
+/* An empty body (GO, DISCARD, OK): -EBADMSG when size is not 0. */
+int spmd_wire_empty_decode(size_t size) __attribute__((warn_unused_result));
+
+/* HELLO, either way: -EPROTO (not exactly a hello's size), -EPROTONOSUPPORT
+ * (a version other than ours, flags other than exactly one of
+ * SPMD_HELLO_*, or an unknown mode). source and name come out
+ * NUL-terminated (their last byte is forced to 0). */
+int spmd_wire_hello_decode(const uint8_t *body, size_t size, struct spmd_wire_hello *out, char *why,
+                           size_t why_size) __attribute__((warn_unused_result));
+
+/* An ME body a peer may relay into this host's ME: its header's type is
+ * PEER_OFFER, PEER_CONFIRM or PEER_SEALED (the ME checks the rest). That
+ * type in *me_type; -EPROTO for anything else or a body shorter than the
+ * header. */
+int spmd_wire_me_from_peer(const uint8_t *body, size_t size, uint16_t *me_type)
+    __attribute__((warn_unused_result));
+
+/* Whether `name` may name an image file on the wire and in the incoming
+ * directory: 1..SPMD_WIRE_NAME_MAX printable ASCII bytes, no space, no
+ * '/', not starting with '.' (so never "." or ".."). */
+bool spmd_wire_image_name_ok(const char *name);
+
+/* FILE_BEGIN: the header in *out and the file name, NUL-terminated, in
+ * name. -EBADMSG when short, when the reserved field is set, the name's
+ * size is 0, over SPMD_WIRE_NAME_MAX or not the rest of the body, the file
+ * is over SPMD_WIRE_MAX_IMAGE_BYTES, or the name is refused
+ * (spmd_wire_image_name_ok). */
+int spmd_wire_file_begin_decode(const uint8_t *body, size_t size, struct spmd_wire_file *out,
+                                char name[SPMD_WIRE_NAME_MAX + 1], char *why, size_t why_size)
+    __attribute__((warn_unused_result));
+
+/* FILE_BEGIN's body for a file of `file_size` bytes, `mode` and `name`
+ * (spmd_wire_image_name_ok) into out, which holds sizeof(struct
+ * spmd_wire_file) + SPMD_WIRE_NAME_MAX bytes; its size in *out_size.
+ * -EINVAL for a refused name. */
+int spmd_wire_file_begin_encode(uint64_t file_size, uint32_t mode, const char *name, uint8_t *out,
+                                size_t *out_size) __attribute__((warn_unused_result));
+
+/* FILE_DATA: a piece of the current file. -EBADMSG when it would run past
+ * the file's size (file_size bytes, `got` already received). */
+int spmd_wire_file_data_decode(size_t size, uint64_t file_size, uint64_t got, char *why,
+                               size_t why_size) __attribute__((warn_unused_result));
+
+/* FILE_END, IMAGES_DONE, RESTORED, RUNNING, QUERY and STATE: exactly the
+ * struct, else -EBADMSG. Their values are the caller's to weigh. */
+int spmd_wire_file_end_decode(const uint8_t *body, size_t size, struct spmd_wire_file_end *out)
+    __attribute__((warn_unused_result));
+int spmd_wire_images_done_decode(const uint8_t *body, size_t size,
+                                 struct spmd_wire_images_done *out)
+    __attribute__((warn_unused_result));
+int spmd_wire_restored_decode(const uint8_t *body, size_t size, struct spmd_wire_restored *out)
+    __attribute__((warn_unused_result));
+int spmd_wire_running_decode(const uint8_t *body, size_t size, struct spmd_wire_running *out)
+    __attribute__((warn_unused_result));
+int spmd_wire_state_decode(const uint8_t *body, size_t size, struct spmd_wire_state *out)
+    __attribute__((warn_unused_result));
+
+/* RESTORE for a migration of `mode` (enum spmd_mode): -EBADMSG when not
+ * exactly the struct; -EINVAL for unknown flags, SPMD_RESTORE_LAZY set
+ * other than for post-copy (or missing for it), or a service address of
+ * other bytes than digits, '.' and '/'. service_ip comes out
+ * NUL-terminated (its last byte is forced to 0). */
+int spmd_wire_restore_decode(const uint8_t *body, size_t size, uint32_t mode,
+                             struct spmd_wire_restore *out, char *why, size_t why_size)
+    __attribute__((warn_unused_result));
+
+/* ERROR: the sender's status (negative) as the return value and its text
+ * in text (NUL-terminated, cut to text_size - 1 bytes, every byte outside
+ * printable ASCII replaced by '?'); text_size must be at least 1.
+ * -EBADMSG when malformed: short, text over SPMD_WIRE_TEXT_MAX or not the
+ * rest of the body, or a status that is not negative. A sender's own
+ * -EBADMSG status comes back the same as a malformed body. */
+int spmd_wire_error_decode(const uint8_t *body, size_t size, char *text, size_t text_size)
+    __attribute__((warn_unused_result));
+
+/* ERROR's body for `status` and the first SPMD_WIRE_TEXT_MAX bytes of
+ * `text` into out (sizeof(struct spmd_wire_error) + SPMD_WIRE_TEXT_MAX
+ * bytes); returns its size. */
+size_t spmd_wire_error_encode(int32_t status, const char *text, uint8_t *out);
+
+/* TUNNEL_DATA: -EBADMSG for an empty one (an end is TUNNEL_END). */
+int spmd_wire_tunnel_data_decode(size_t size) __attribute__((warn_unused_result));
+
+/* TUNNEL_END: the sender's status in *status; -EBADMSG when not exactly
+ * the struct. */
+int spmd_wire_tunnel_end_decode(const uint8_t *body, size_t size, int32_t *status)
+    __attribute__((warn_unused_result));
 
 #endif
