@@ -711,13 +711,37 @@ static uint32_t get_le32(const uint8_t *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-static void encode_header(uint8_t header[SPM_WIRE_HEADER_SIZE], uint16_t type, uint32_t size)
+void spm_tls_frame_encode(uint8_t header[SPM_WIRE_HEADER_SIZE], uint16_t type, uint32_t size)
 {
     put_le32(header, SPM_WIRE_MAGIC);
     put_le16(header + 4, SPM_WIRE_VERSION);
     put_le16(header + 6, type);
     put_le32(header + 8, size);
     put_le32(header + 12, 0);
+}
+
+int spm_tls_frame_decode(const uint8_t header[SPM_WIRE_HEADER_SIZE], bool accepted,
+                         struct spm_wire_frame_header *out, const char **wrong)
+{
+    out->magic = get_le32(header);
+    out->version = get_le16(header + 4);
+    out->type = get_le16(header + 6);
+    out->size = get_le32(header + 8);
+    out->reserved = get_le32(header + 12);
+    *wrong = NULL;
+    if (out->magic != SPM_WIRE_MAGIC)
+        *wrong = "bad magic (not an SPMW frame)";
+    else if (out->version != SPM_WIRE_VERSION)
+        *wrong = "unsupported frame version";
+    else if (out->reserved != 0)
+        *wrong = "nonzero reserved field";
+    else if (out->size > SPM_WIRE_MAX_BODY)
+        *wrong = "body size over the maximum";
+    else if (accepted && (out->type != SPM_WIRE_TYPE_ACCEPTED || out->size != 0))
+        *wrong = "expected the server's ACCEPTED frame";
+    else if (!accepted && out->type == SPM_WIRE_TYPE_ACCEPTED)
+        *wrong = "frame of the reserved type 0";
+    return *wrong ? -EBADMSG : 0;
 }
 
 /* Header and body in whole records: the header travels with the first
@@ -730,7 +754,7 @@ static int send_frame(struct spm_tls_conn *conn, uint16_t type, const void *body
         return -EPIPE;
     size_t head =
         size < STAGE_SIZE - SPM_WIRE_HEADER_SIZE ? size : STAGE_SIZE - SPM_WIRE_HEADER_SIZE;
-    encode_header(conn->stage, type, (uint32_t)size);
+    spm_tls_frame_encode(conn->stage, type, (uint32_t)size);
     if (head)
         memcpy(conn->stage + SPM_WIRE_HEADER_SIZE, body, head);
     /* A frame of many records goes out in full-sized segments (TCP_NODELAY
@@ -765,30 +789,18 @@ static int recv_frame(struct spm_tls_conn *conn, bool accepted, uint16_t *type, 
                       conn->peer_name, conn->peer_address);
         return ret;
     }
-    uint32_t magic = get_le32(header), body_size = get_le32(header + 8);
-    uint32_t reserved = get_le32(header + 12);
-    uint16_t version = get_le16(header + 4), frame_type = get_le16(header + 6);
-    const char *wrong = NULL;
-    if (magic != SPM_WIRE_MAGIC)
-        wrong = "bad magic (not an SPMW frame)";
-    else if (version != SPM_WIRE_VERSION)
-        wrong = "unsupported frame version";
-    else if (reserved != 0)
-        wrong = "nonzero reserved field";
-    else if (body_size > SPM_WIRE_MAX_BODY)
-        wrong = "body size over the maximum";
-    else if (accepted && (frame_type != SPM_WIRE_TYPE_ACCEPTED || body_size != 0))
-        wrong = "expected the server's ACCEPTED frame";
-    else if (!accepted && frame_type == SPM_WIRE_TYPE_ACCEPTED)
-        wrong = "frame of the reserved type 0";
-    if (wrong) {
+    struct spm_wire_frame_header h;
+    const char *wrong;
+    if (spm_tls_frame_decode(header, accepted, &h, &wrong) < 0) {
         conn->broken = true;
         spm_error("TLS peer %s (%s): refusing a frame: %s (magic %08x version %u type %u size "
                   "%u reserved %08x); closing",
-                  conn->peer_name, conn->peer_address, wrong, magic, version, frame_type, body_size,
-                  reserved);
+                  conn->peer_name, conn->peer_address, wrong, h.magic, h.version, h.type, h.size,
+                  h.reserved);
         return -EBADMSG;
     }
+    uint16_t frame_type = h.type;
+    uint32_t body_size = h.size;
     if (body_size > capacity) {
         conn->broken = true;
         spm_error("TLS peer %s (%s): frame of type %u carries %u bytes, more than the %zu the "
@@ -875,7 +887,7 @@ int spm_tls_server_handshake(struct spm_tls_config *c, int fd, int timeout_ms,
     }
     record_peer_name(conn);
     uint8_t header[SPM_WIRE_HEADER_SIZE];
-    encode_header(header, SPM_WIRE_TYPE_ACCEPTED, 0);
+    spm_tls_frame_encode(header, SPM_WIRE_TYPE_ACCEPTED, 0);
     if ((ret = write_all(conn, header, sizeof(header), deadline)) < 0) {
         conn_free(conn);
         return ret;

@@ -149,6 +149,29 @@ int spm_tls_send(struct spm_tls_conn *conn, uint16_t type, const void *body, siz
 int spm_tls_recv(struct spm_tls_conn *conn, uint16_t *type, void *buf, size_t capacity,
                  size_t *size, int timeout_ms) __attribute__((warn_unused_result));
 
+/* ---- The frame header alone (no I/O), for spm_tls_send/recv and tests ---- */
+
+/* A frame header's fields, decoded. */
+struct spm_wire_frame_header {
+    uint32_t magic;
+    uint16_t version;
+    uint16_t type;
+    uint32_t size;
+    uint32_t reserved;
+};
+
+/* The header of a frame of `type` carrying `size` body bytes. */
+void spm_tls_frame_encode(uint8_t header[SPM_WIRE_HEADER_SIZE], uint16_t type, uint32_t size);
+
+/* Decodes a received header into *out (every field, also when refused)
+ * and checks it: 0, or -EBADMSG with what is wrong in *wrong (a static
+ * string) for a wrong magic, version or reserved field, a size over
+ * SPM_WIRE_MAX_BODY, or the wrong kind of frame: with `accepted`, only the
+ * empty ACCEPTED frame is right; without, any type but 0. */
+int spm_tls_frame_decode(const uint8_t header[SPM_WIRE_HEADER_SIZE], bool accepted,
+                         struct spm_wire_frame_header *out, const char **wrong)
+    __attribute__((warn_unused_result));
+
 /* Sends close_notify if the connection is still healthy (best effort,
  * bounded to 100 ms), closes the socket and frees. NULL is a no-op. */
 void spm_tls_close(struct spm_tls_conn *conn);
