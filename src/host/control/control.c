@@ -376,6 +376,16 @@ static int decode_path(const char *in, size_t len, char *out, size_t out_size)
     return out[0] == '/' ? 0 : -EINVAL;
 }
 
+int spm_control_request_line(char *buf, size_t size)
+{
+    buf[size] = '\0';
+    char *nl = strchr(buf, '\n');
+    if (!nl)
+        return -EPROTO;
+    *nl = '\0';
+    return 0;
+}
+
 int spm_control_parse_request(const char *line, struct spm_control_request *out)
 {
     memset(out, 0, sizeof(*out));

@@ -188,6 +188,12 @@ int spm_control_format_ref(const struct spm_me_checkpoint_ref *ref, char *out, s
 int spm_control_parse_refs(const char *reply, struct spm_me_checkpoint_ref *refs, size_t capacity,
                            size_t *count) __attribute__((warn_unused_result));
 
+/* The request line among the `size` bytes a server received into buf
+ * (which has room for size + 1): cut at its first newline and
+ * NUL-terminated there. -EPROTO when no newline comes before the end or
+ * before a NUL byte. */
+int spm_control_request_line(char *buf, size_t size) __attribute__((warn_unused_result));
+
 /* Parses one request line (no newline). -EINVAL for an unknown verb, an
  * unknown or repeated option, a value that is not a decimal number in
  * range (a path that does not decode to an absolute path, for resume), or

@@ -348,12 +348,7 @@ static int read_line(int fd, char *line, size_t size)
         if (memchr(line, '\n', got))
             break;
     }
-    line[got] = '\0';
-    char *nl = strchr(line, '\n');
-    if (!nl)
-        return -EPROTO;
-    *nl = '\0';
-    return 0;
+    return spm_control_request_line(line, got);
 }
 
 static void serve(int fd)

@@ -127,6 +127,21 @@ static void test_reply_values(void **state)
     assert_int_equal(spm_control_reply_value("", "state", v, sizeof(v)), -ENOENT);
 }
 
+/* What the server makes of the bytes it received: the first line only. */
+static void test_request_line(void **state)
+{
+    (void)state;
+    char buf[64];
+    strcpy(buf, "status wait_ms=5\nexport\n");
+    assert_int_equal(spm_control_request_line(buf, strlen(buf)), 0);
+    assert_string_equal(buf, "status wait_ms=5");
+    memcpy(buf, "status", 6);
+    assert_int_equal(spm_control_request_line(buf, 6), -EPROTO); /* no newline yet */
+    memcpy(buf, "stat\0us\n", 8);
+    assert_int_equal(spm_control_request_line(buf, 8), -EPROTO); /* a NUL before it */
+    assert_int_equal(spm_control_request_line(buf, 0), -EPROTO);
+}
+
 static void test_paths(void **state)
 {
     (void)state;
@@ -557,6 +572,7 @@ int main(void)
         cmocka_unit_test(test_parse_valid),
         cmocka_unit_test(test_parse_refusals),
         cmocka_unit_test(test_reply_values),
+        cmocka_unit_test(test_request_line),
         cmocka_unit_test(test_paths),
         cmocka_unit_test(test_client_against_peer),
         cmocka_unit_test(test_export_request_from_environment),
