@@ -89,7 +89,8 @@ int spmd_wire_file_begin_decode(const uint8_t *body, size_t size, struct spmd_wi
     }
     memcpy(name, body + sizeof(*out), out->name_size);
     name[out->name_size] = 0;
-    if (!spmd_wire_image_name_ok(name)) {
+    /* A NUL inside would cut the name short of what was sent. */
+    if (strlen(name) != out->name_size || !spmd_wire_image_name_ok(name)) {
         name[0] = 0;
         set_why(why, why_size, "image file name refused");
         return -EBADMSG;

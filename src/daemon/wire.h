@@ -204,8 +204,8 @@ bool spmd_wire_image_name_ok(const char *name);
 /* FILE_BEGIN: the header in *out and the file name, NUL-terminated, in
  * name. -EBADMSG when short, when the reserved field is set, the name's
  * size is 0, over SPMD_WIRE_NAME_MAX or not the rest of the body, the file
- * is over SPMD_WIRE_MAX_IMAGE_BYTES, or the name is refused
- * (spmd_wire_image_name_ok). */
+ * is over SPMD_WIRE_MAX_IMAGE_BYTES, or the name is refused (holds a NUL,
+ * or fails spmd_wire_image_name_ok). */
 int spmd_wire_file_begin_decode(const uint8_t *body, size_t size, struct spmd_wire_file *out,
                                 char name[SPMD_WIRE_NAME_MAX + 1], char *why, size_t why_size)
     __attribute__((warn_unused_result));
