@@ -6,7 +6,8 @@
  * messages (tampered reports, flipped and replayed ciphertext, another
  * platform, a fake ME). Every client message passes through a relay in this
  * process that forwards to spmd and can alter what it carries.
- * argv: spmd y z old debug other me fake-me-other-signer fake-me-debug */
+ * argv: spmd y z old debug other me fake-me-other-signer fake-me-debug prod
+ * fake-me-old-svn fake-me-other-product */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -38,7 +39,7 @@
 #include "spmd_child.h"
 
 static const char *g_spmd_exe, *g_y, *g_z, *g_old, *g_debug, *g_other, *g_me, *g_fake_other,
-    *g_fake_debug;
+    *g_fake_debug, *g_prod, *g_fake_old_svn, *g_fake_other_product;
 static char g_dir[256], g_plat_a[320], g_plat_b[320], g_state[320], g_spmd_sock[320],
     g_relay_sock[320], g_spmd_log[320];
 
@@ -81,13 +82,16 @@ enum relay_mode {
     RELAY_FLIP_SEALED_HEADER, /* the sequence number of a SEALED request */
     RELAY_FLIP_SEALED_REPLY,  /* a bit of a SEALED reply's ciphertext */
     RELAY_REPLAY_SEALED,      /* sends the previous SEALED request again instead */
+    RELAY_FORGE_ERROR,        /* answers a SEALED request itself: ERROR g_forged_status */
+    RELAY_REPLAY_REPLY,       /* forwards, but answers with the previous SEALED reply */
 };
 
 static volatile int g_relay_mode, g_relay_stop;
+static volatile int32_t g_forged_status;
 static pthread_t g_relay_thread;
 static int g_relay_fd = -1;
-static uint8_t g_last_sealed[4096];
-static size_t g_last_sealed_size;
+static uint8_t g_last_sealed[4096], g_last_sealed_reply[4096];
+static size_t g_last_sealed_size, g_last_sealed_reply_size;
 
 static int read_n(int fd, uint8_t *p, size_t n)
 {
@@ -162,6 +166,24 @@ static void relay_one(int client)
             msg[size - 1] ^= 0x80;
         if (mode == RELAY_FLIP_SEALED_HEADER)
             msg[h + offsetof(struct spm_me_sealed, sequence)] ^= 0x40;
+        if (mode == RELAY_FORGE_ERROR) {
+            /* The host's own answer, in the plaintext the ME uses for
+             * errors, without asking the ME at all. */
+            struct {
+                struct spm_me_message_header h;
+                struct spm_me_error e;
+            } __attribute__((packed)) forged = {
+                .h = {.magic = SPM_ME_MAGIC,
+                      .version = SPM_ME_VERSION,
+                      .type = SPM_ME_MSG_ERROR,
+                      .size = sizeof(struct spm_me_error)},
+                .e = {.status = g_forged_status},
+            };
+            if (write(client, &forged, sizeof(forged)) != (ssize_t)sizeof(forged)) {
+                /* the client gave up */
+            }
+            return;
+        }
     }
     int upstream = connect_to(g_spmd_sock);
     if (upstream < 0)
@@ -176,6 +198,17 @@ static void relay_one(int client)
         reply[h + 8 + offsetof(struct sgx_report_body, mr_enclave)] ^= 1;
     if (type_of(reply) == SPM_ME_MSG_SEALED && mode == RELAY_FLIP_SEALED_REPLY)
         reply[reply_size - 1] ^= 1;
+    if (type_of(reply) == SPM_ME_MSG_SEALED) {
+        if (mode == RELAY_REPLAY_REPLY && g_last_sealed_reply_size) {
+            /* The ME's genuine answer to an earlier request of this
+             * session, in place of its answer to this one. */
+            memcpy(reply, g_last_sealed_reply, g_last_sealed_reply_size);
+            reply_size = g_last_sealed_reply_size;
+        } else if (reply_size <= sizeof(g_last_sealed_reply)) {
+            memcpy(g_last_sealed_reply, reply, reply_size);
+            g_last_sealed_reply_size = reply_size;
+        }
+    }
     if (write(client, reply, reply_size) != (ssize_t)reply_size) {
         /* the client gave up */
     }
@@ -380,6 +413,33 @@ static void test_release_refused_to_other_identities(void **state)
     /* None of that disturbed the owner. */
     assert_int_equal(release(y, &ref, got), 0);
     assert_memory_equal(got, key, 32);
+    spm_enclave_destroy(y);
+}
+
+/* Same code and signer, another ISVPRODID: MRENCLAVE and MRSIGNER are the
+ * owner's, so only the product id tells them apart. */
+static void test_release_refused_to_other_product(void **state)
+{
+    (void)state;
+    struct spm_enclave *y = opened(g_y), *prod = opened(g_prod);
+    uint8_t my[32], its[32];
+    spm_enclave_mrenclave(y, my);
+    spm_enclave_mrenclave(prod, its);
+    assert_memory_equal(my, its, 32);
+    spm_enclave_mrsigner(y, my);
+    spm_enclave_mrsigner(prod, its);
+    assert_memory_equal(my, its, 32);
+    struct spm_me_checkpoint_ref ref = ref_of(18, 1, 1);
+    uint8_t key[32], got[32];
+    fresh_key(key);
+    assert_int_equal(escrow(y, &ref, key), 0);
+    assert_int_equal(release(prod, &ref, got), -EKEYREJECTED);
+    assert_int_equal(commit(prod, &ref, 0x18), -EKEYREJECTED);
+    assert_int_equal(cancel(prod, &ref), -EKEYREJECTED);
+    assert_memory_not_equal(got, key, 32);
+    assert_int_equal(release(y, &ref, got), 0);
+    assert_memory_equal(got, key, 32);
+    spm_enclave_destroy(prod);
     spm_enclave_destroy(y);
 }
 
@@ -752,12 +812,82 @@ static void test_tampered_sealed_messages_refused(void **state)
     spm_enclave_destroy(y);
 }
 
+/* The relay answers a sealed request itself, in the plaintext ERROR form,
+ * with each of the ME's verdicts (and with 0). Only a reply sealed under
+ * the session's k_me may carry a verdict: a forged -EALREADY or -ESTALE to
+ * a frozen enclave's CANCEL would make it wipe a state whose key is still
+ * in escrow, a forged 0 to CANCEL or COMMIT would let it run while the key
+ * can still be released to a second copy. The client reports none of them:
+ * -EPROTO, or -EIO for -ENOENT (which a relay reports when spmd's socket is
+ * missing); and the ME, never asked, still holds the key. */
+static void test_forged_plaintext_verdicts_refused(void **state)
+{
+    (void)state;
+    struct spm_enclave *y = opened(g_y);
+    struct spm_me_checkpoint_ref ref = ref_of(15, 1, 1);
+    uint8_t key[32], got[32];
+    fresh_key(key);
+    assert_int_equal(escrow(y, &ref, key), 0);
+    static const int32_t verdicts[] = {0,      -EALREADY, -ESTALE, -ENOENT, -EKEYREJECTED,
+                                       -EPERM, -EBUSY,    -EBADMSG};
+    int wrong = 0;
+    g_relay_mode = RELAY_FORGE_ERROR;
+    for (size_t i = 0; i < sizeof(verdicts) / sizeof(verdicts[0]); i++) {
+        g_forged_status = verdicts[i];
+        int want = verdicts[i] == -ENOENT ? -EIO : -EPROTO;
+        int got_cancel = cancel(y, &ref), got_commit = commit(y, &ref, 0x15),
+            got_release = release(y, &ref, got);
+        if (got_cancel != want || got_commit != want || got_release != want) {
+            print_error("a forged plaintext %d: CANCEL %d, COMMIT %d, RELEASE %d; want %d\n",
+                        (int)verdicts[i], got_cancel, got_commit, got_release, want);
+            wrong++;
+        }
+    }
+    g_relay_mode = RELAY_PASS;
+    assert_int_equal(wrong, 0);
+    /* The ME saw none of it: K is still escrowed, unconsumed. */
+    assert_int_equal(release(y, &ref, got), 0);
+    assert_memory_equal(got, key, 32);
+    spm_enclave_destroy(y);
+}
+
+/* The relay forwards a CANCEL to the ME but hands back the ME's genuine,
+ * sealed answer to an earlier CANCEL of the same session (status 0). The
+ * ME's real answer is -EALREADY: the checkpoint was resumed by another
+ * copy and the frozen caller must die; accepting the old 0 would thaw it
+ * next to that copy. The client takes only the reply to the sequence
+ * number it sent. */
+static void test_replayed_sealed_reply_refused(void **state)
+{
+    (void)state;
+    struct spm_enclave *y = opened(g_y);
+    struct spm_me_checkpoint_ref resumed = ref_of(16, 1, 1), never = ref_of(17, 1, 1);
+    uint8_t key[32], got[32];
+    fresh_key(key);
+    assert_int_equal(escrow(y, &resumed, key), 0);
+    assert_int_equal(release(y, &resumed, got), 0);
+    assert_int_equal(commit(y, &resumed, 0x16), 0);
+    /* The reply the relay keeps: a CANCEL answered 0 (never escrowed). */
+    assert_int_equal(cancel(y, &never), 0);
+    g_relay_mode = RELAY_REPLAY_REPLY;
+    int ret = cancel(y, &resumed);
+    g_relay_mode = RELAY_PASS;
+    if (ret != -EPROTO)
+        fail_msg("an earlier CANCEL's sealed reply answered this CANCEL: the client returned %d",
+                 ret);
+    /* The session goes on, and the ME's own answer is the verdict. */
+    assert_int_equal(cancel(y, &resumed), -EALREADY);
+    spm_enclave_destroy(y);
+}
+
 static void test_fake_me_refused(void **state)
 {
     (void)state;
     struct spm_enclave *y = load(g_y);
-    const char *fakes[] = {g_fake_other, g_fake_debug};
-    for (int i = 0; i < 2; i++) {
+    /* Another signer; the ME's signer but DEBUG, a lower ISVSVN, or
+     * another ISVPRODID. */
+    const char *fakes[] = {g_fake_other, g_fake_debug, g_fake_old_svn, g_fake_other_product};
+    for (int i = 0; i < 4; i++) {
         assert_int_equal(WEXITSTATUS(spmd_stop(SIGTERM)), 0);
         char saved[sizeof(g_state)];
         memcpy(saved, g_state, sizeof(saved));
@@ -1022,8 +1152,10 @@ static int group_teardown(void **state)
 
 int main(int argc, char **argv)
 {
-    if (argc != 10) {
-        fprintf(stderr, "usage: %s spmd y z old debug other me fake-me-other fake-me-debug\n",
+    if (argc != 13) {
+        fprintf(stderr,
+                "usage: %s spmd y z old debug other me fake-me-other fake-me-debug prod "
+                "fake-me-old-svn fake-me-other-product\n",
                 argv[0]);
         return 2;
     }
@@ -1036,10 +1168,14 @@ int main(int argc, char **argv)
     g_me = argv[7];
     g_fake_other = argv[8];
     g_fake_debug = argv[9];
+    g_prod = argv[10];
+    g_fake_old_svn = argv[11];
+    g_fake_other_product = argv[12];
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_escrow_then_release_to_same_identity),
         cmocka_unit_test(test_timings),
         cmocka_unit_test(test_release_refused_to_other_identities),
+        cmocka_unit_test(test_release_refused_to_other_product),
         cmocka_unit_test(test_commit_once),
         cmocka_unit_test(test_generations),
         cmocka_unit_test(test_cancel),
@@ -1050,6 +1186,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_report_from_another_platform_refused),
         cmocka_unit_test(test_tampered_hello_refused),
         cmocka_unit_test(test_tampered_sealed_messages_refused),
+        cmocka_unit_test(test_forged_plaintext_verdicts_refused),
+        cmocka_unit_test(test_replayed_sealed_reply_refused),
         cmocka_unit_test(test_fake_me_refused),
         cmocka_unit_test(test_allow_debug_policy),
         cmocka_unit_test(test_platform_counters_through_the_cpu),

@@ -8,7 +8,8 @@
  * another provisioning CA, and altered, truncated or replayed sealed
  * messages. After each refusal the escrow state is checked unchanged
  * through what the MEs answer (PEER_LIST, RELEASE by the owner enclave).
- * argv: spmd me fake-me-other-signer fake-me-debug y pinned-ca-dir */
+ * argv: spmd me fake-me-other-signer fake-me-debug y pinned-ca-dir
+ * fake-me-old-svn fake-me-other-product */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -34,7 +35,8 @@
 #include "spm/urts.h"
 #include "spmd_child.h"
 
-static const char *g_spmd_exe, *g_me, *g_fake_other, *g_fake_debug, *g_y, *g_pinned_ca;
+static const char *g_spmd_exe, *g_me, *g_fake_other, *g_fake_debug, *g_y, *g_pinned_ca,
+    *g_fake_old_svn, *g_fake_other_product;
 static char g_dir[256];
 
 /* One host: a platform, an spmd and its ME. */
@@ -620,6 +622,20 @@ static void other_signer_as_source(struct host *h)
     peer_as_source(h, -EACCES);
 }
 
+/* The ME's own signer, but an older ISVSVN or another ISVPRODID: such an
+ * ME accepts the genuine D (whose SVN is not lower and whose product is
+ * the one it checks for), and D refuses it at CONFIRM; as a destination,
+ * S refuses its ACCEPT. */
+static void same_signer_as_destination(struct host *h)
+{
+    peer_as_destination(h, -EACCES);
+}
+
+static void same_signer_as_source(struct host *h)
+{
+    peer_as_source(h, -EACCES);
+}
+
 static void allowed_debug_destination(struct host *h)
 {
     uint64_t session = 0;
@@ -635,6 +651,10 @@ static void test_wrong_peers_refused(void **state)
     with_peer(&g_f, g_fake_other, NULL, other_signer_as_source);
     with_peer(&g_f, g_fake_debug, NULL, debug_as_destination);
     with_peer(&g_f, g_fake_debug, NULL, debug_as_source);
+    with_peer(&g_f, g_fake_old_svn, NULL, same_signer_as_destination);
+    with_peer(&g_f, g_fake_old_svn, NULL, same_signer_as_source);
+    with_peer(&g_f, g_fake_other_product, NULL, same_signer_as_destination);
+    with_peer(&g_f, g_fake_other_product, NULL, same_signer_as_source);
     with_peer(&g_x, NULL, NULL, other_ca_as_destination);
     with_peer(&g_x, NULL, NULL, other_ca_as_source);
     /* A debug ME is refused for the policy's sake: a source whose spmd
@@ -879,8 +899,11 @@ static int group_teardown(void **state)
 
 int main(int argc, char **argv)
 {
-    if (argc != 7) {
-        fprintf(stderr, "usage: %s spmd me fake-me-other fake-me-debug y pinned-ca-dir\n", argv[0]);
+    if (argc != 9) {
+        fprintf(stderr,
+                "usage: %s spmd me fake-me-other fake-me-debug y pinned-ca-dir fake-me-old-svn "
+                "fake-me-other-product\n",
+                argv[0]);
         return 2;
     }
     g_spmd_exe = argv[1];
@@ -889,6 +912,8 @@ int main(int argc, char **argv)
     g_fake_debug = argv[4];
     g_y = argv[5];
     g_pinned_ca = argv[6];
+    g_fake_old_svn = argv[7];
+    g_fake_other_product = argv[8];
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_handover_then_release_on_destination),
         cmocka_unit_test(test_lost_transfer_resolved_as_aborted),
