@@ -2,7 +2,8 @@
  * export this enclave's state into an encrypted image in untrusted memory
  * (CKPT_*) and import it into a fresh enclave at the same base (RESTORE_*),
  * as checkpoint_abi.h and docs/checkpoint.md describe. No application code
- * takes part.
+ * takes part. The image format itself (sizes, header validation, chunk
+ * encryption and verification) is ckpt_image.c's, which the fuzzer runs.
  *
  * Rules that shape this file:
  *  - The heap and every writable image page are what is being captured or
@@ -27,6 +28,7 @@
 
 #include <string.h>
 
+#include "ckpt_image.h"
 #include "crypto/crypto.h"
 #include "me_client.h"
 
@@ -47,22 +49,6 @@ static struct {
     uint64_t generation;
 } g_lineage;
 
-/* ELF program headers, to find the writable image pages (no <elf.h>). */
-#define PT_LOAD 1u
-#define PF_W    2u
-struct elf_ehdr {
-    uint8_t ident[16];
-    uint16_t type, machine;
-    uint32_t version;
-    uint64_t entry, phoff, shoff;
-    uint32_t flags;
-    uint16_t ehsize, phentsize, phnum, shentsize, shnum, shstrndx;
-};
-struct elf_phdr {
-    uint32_t type, flags;
-    uint64_t offset, vaddr, paddr, filesz, memsz, align;
-};
-
 static struct trts_ckpt_state *engine(void)
 {
     return &trts_incarnation()->ckpt;
@@ -78,30 +64,12 @@ static struct trts_me_session *me_session(void)
     return (struct trts_me_session *)engine()->me_session;
 }
 
-static uint64_t page_down(uint64_t v)
-{
-    return v & ~(uint64_t)(PAGE - 1);
-}
-
-static uint64_t page_up(uint64_t v)
-{
-    return (v + PAGE - 1) & ~(uint64_t)(PAGE - 1);
-}
-
 /* ---- Threads ---- */
 
-/* Offsets of TCS `index`'s stack and thread data page (enclave_abi.h: guard
- * page, stack, thread data, TCS, SSA). */
-static uint64_t thread_stack_offset(uint32_t index)
-{
-    const struct spm_layout_info *l = trts_layout();
-    return l->thread_region_offset + (uint64_t)index * l->thread_region_stride +
-           SPM_TR_STACK_OFFSET;
-}
-
+/* Offset of TCS `index`'s thread data page. */
 static uint64_t thread_data_offset(uint32_t index)
 {
-    return thread_stack_offset(index) + trts_layout()->stack_size;
+    return ckpt_thread_stack_offset(trts_layout(), index) + trts_layout()->stack_size;
 }
 
 static uint64_t *thread_state(uint32_t index)
@@ -292,35 +260,10 @@ static void add_range(struct run_builder *b, uint64_t offset, uint64_t size)
     b->runs[i].size = end - start;
 }
 
-/* Calls fn for every range of ELRANGE a checkpoint may hold: the writable
- * image pages, the heap, and each TCS's stack with its thread data page
- * (with the TCS index; UINT32_MAX for the others). */
-struct region {
-    uint64_t offset, size;
-    uint32_t tcs;
-};
-
-static uint32_t capturable_regions(struct region *out, uint32_t capacity)
+/* This enclave's capturable regions (ckpt_image.h). */
+static uint32_t capturable_regions(struct ckpt_region *out, uint32_t capacity)
 {
-    const struct spm_layout_info *l = trts_layout();
-    const struct elf_ehdr *eh = (const struct elf_ehdr *)__ehdr_start;
-    uint32_t n = 0;
-    for (uint16_t i = 0; i < eh->phnum && n < capacity; i++) {
-        const struct elf_phdr *ph =
-            (const struct elf_phdr *)(__ehdr_start + eh->phoff + (uint64_t)i * eh->phentsize);
-        if (ph->type != PT_LOAD || !(ph->flags & PF_W) || ph->memsz == 0)
-            continue;
-        uint64_t start = page_down(ph->vaddr), end = page_up(ph->vaddr + ph->memsz);
-        if (end > l->image_size)
-            end = l->image_size;
-        if (end > start)
-            out[n++] = (struct region){start, end - start, UINT32_MAX};
-    }
-    if (n < capacity)
-        out[n++] = (struct region){l->heap_offset, l->heap_size, UINT32_MAX};
-    for (uint32_t t = 0; t < l->tcs_count && n < capacity; t++)
-        out[n++] = (struct region){thread_stack_offset(t), l->stack_size + PAGE, t};
-    return n;
+    return ckpt_capturable_regions(trts_layout(), __ehdr_start, out, capacity);
 }
 
 #define REGION_CAPACITY (TRTS_MAX_TCS + 16)
@@ -347,40 +290,6 @@ static int check_own_identity(struct spm_ckpt_header *h, bool fill)
     return ret ? -EKEYREJECTED : 0;
 }
 
-/* Sizes derived from the run list and chunk size; -EINVAL when they do not
- * fit the format. */
-static int compute_sizes(struct spm_ckpt_header *h, const struct spm_ckpt_run *runs)
-{
-    uint64_t payload = 0;
-    for (uint32_t i = 0; i < h->run_count; i++) {
-        if (payload + runs[i].size < payload)
-            return -EINVAL;
-        payload += runs[i].size;
-    }
-    uint64_t chunks = payload / h->chunk_size + (payload % h->chunk_size != 0);
-    if (chunks > UINT32_MAX)
-        return -EINVAL;
-    uint64_t header_size =
-        sizeof(struct spm_ckpt_header) + (uint64_t)h->run_count * sizeof(struct spm_ckpt_run);
-    uint64_t image = header_size + chunks * SPM_CKPT_TAG_SIZE; /* both small */
-    if (image + payload < image)
-        return -EINVAL;
-    h->payload_size = payload;
-    h->chunk_count = (uint32_t)chunks;
-    h->header_size = (uint32_t)header_size;
-    h->image_size = image + payload;
-    return 0;
-}
-
-static void ckpt_nonce(const struct spm_ckpt_header *h, uint32_t chunk, uint8_t nonce[12])
-{
-    memcpy(nonce, h->checkpoint_id, 8);
-    nonce[8] = (uint8_t)(chunk >> 24);
-    nonce[9] = (uint8_t)(chunk >> 16);
-    nonce[10] = (uint8_t)(chunk >> 8);
-    nonce[11] = (uint8_t)chunk;
-}
-
 static void wipe_key(struct trts_ckpt_state *c)
 {
     spm_wipe(c->key, sizeof(c->key));
@@ -395,10 +304,10 @@ static int build_capture(struct trts_ckpt_state *c, uint64_t chunk_size)
     struct run_builder b;
     b.count = 0;
     b.overflow = false;
-    struct region regions[REGION_CAPACITY];
+    struct ckpt_region regions[REGION_CAPACITY];
     uint32_t n = capturable_regions(regions, REGION_CAPACITY);
     for (uint32_t i = 0; i < n; i++) {
-        const struct region *r = &regions[i];
+        const struct ckpt_region *r = &regions[i];
         if (r->tcs != UINT32_MAX) {
             if (__atomic_load_n(thread_state(r->tcs), __ATOMIC_SEQ_CST) == SPM_TD_STATE_FROZEN)
                 add_range(&b, r->offset, r->size);
@@ -431,7 +340,7 @@ static int build_capture(struct trts_ckpt_state *c, uint64_t chunk_size)
     h->tcs_count = l->tcs_count;
     struct spm_ckpt_run *runs = run_list();
     memcpy(runs, b.runs, b.count * sizeof(b.runs[0]));
-    if ((ret = compute_sizes(h, runs)) < 0)
+    if ((ret = ckpt_compute_sizes(h, runs)) < 0)
         return ret;
     if ((ret = spm_random(h->checkpoint_id, sizeof(h->checkpoint_id))) < 0 ||
         (ret = spm_random(c->key, sizeof(c->key))) < 0)
@@ -501,75 +410,17 @@ fail:
     return ret;
 }
 
-/* Walks chunk `index` of the payload as pieces that are contiguous both in
- * ELRANGE and in the payload, in order. */
-struct piece_walk {
-    const struct spm_ckpt_run *runs;
-    uint32_t run;
-    uint64_t run_offset; /* into runs[run] */
-    uint64_t left;       /* bytes of the chunk not yet visited */
-};
-
-static void walk_start(struct piece_walk *w, const struct spm_ckpt_header *h, uint32_t index)
+/* The chunks of the checkpoint in `c`, in this enclave's pages, under the
+ * expanded key `key`. */
+static struct ckpt_chunks chunks_of(const struct trts_ckpt_state *c, const struct tc_gcm_key *key)
 {
-    uint64_t start = (uint64_t)index * h->chunk_size;
-    uint64_t left = h->payload_size - start;
-    w->runs = run_list();
-    w->run = 0;
-    w->left = left < h->chunk_size ? left : h->chunk_size;
-    while (start >= w->runs[w->run].size) {
-        start -= w->runs[w->run].size;
-        w->run++;
-    }
-    w->run_offset = start;
-}
-
-/* Next piece: its address in ELRANGE and size; false when the chunk is done. */
-static bool walk_next(struct piece_walk *w, uint8_t **address, uint64_t *size)
-{
-    if (w->left == 0)
-        return false;
-    if (w->run_offset == w->runs[w->run].size) {
-        w->run++;
-        w->run_offset = 0;
-    }
-    const struct spm_ckpt_run *r = &w->runs[w->run];
-    uint64_t n = r->size - w->run_offset;
-    if (n > w->left)
-        n = w->left;
-    *address = (uint8_t *)(trts_base() + r->offset + w->run_offset);
-    *size = n;
-    w->run_offset += n;
-    w->left -= n;
-    return true;
-}
-
-static uint64_t chunk_ciphertext_offset(const struct spm_ckpt_header *h, uint32_t index)
-{
-    return h->header_size + (uint64_t)h->chunk_count * SPM_CKPT_TAG_SIZE +
-           (uint64_t)index * h->chunk_size;
-}
-
-static void encrypt_chunk(const struct trts_ckpt_state *c, const struct tc_gcm_key *key,
-                          uint32_t index, uint8_t *image)
-{
-    const struct spm_ckpt_header *h = &c->header;
-    uint8_t nonce[12];
-    ckpt_nonce(h, index, nonce);
-    struct tc_gcm_chunk gcm;
-    tc_gcm_chunk_start(key, &gcm, nonce, c->digest, sizeof(c->digest));
-    uint8_t *out = image + chunk_ciphertext_offset(h, index);
-    struct piece_walk w;
-    walk_start(&w, h, index);
-    uint8_t *piece;
-    uint64_t size;
-    while (walk_next(&w, &piece, &size)) {
-        tc_gcm_chunk_encrypt(key, &gcm, piece, out, size);
-        out += size;
-    }
-    uint8_t tag[16];
-    tc_gcm_chunk_tag(key, &gcm, tag);
-    memcpy(image + h->header_size + (uint64_t)index * SPM_CKPT_TAG_SIZE, tag, sizeof(tag));
+    return (struct ckpt_chunks){
+        .header = &c->header,
+        .runs = run_list(),
+        .digest = c->digest,
+        .key = key,
+        .elrange = (uint8_t *)trts_base(),
+    };
 }
 
 static int ckpt_encrypt(uint64_t args_address)
@@ -590,12 +441,13 @@ static int ckpt_encrypt(uint64_t args_address)
     }
     struct tc_gcm_key key;
     tc_gcm_key_init(&key, c->key);
+    const struct ckpt_chunks chunks = chunks_of(c, &key);
     uint32_t done = 0, count = c->header.chunk_count;
     while (phase_is(TRTS_PHASE_EXPORTING)) {
         uint32_t index = __atomic_fetch_add(&c->next_chunk, 1, __ATOMIC_SEQ_CST);
         if (index >= count)
             break;
-        encrypt_chunk(c, &key, index, image);
+        ckpt_encrypt_chunk(&chunks, index, image);
         __atomic_add_fetch(&c->chunks_done, 1, __ATOMIC_SEQ_CST);
         done++;
     }
@@ -764,78 +616,22 @@ static int ckpt_abort(void)
 
 /* ---- Import ---- */
 
-/* End of the capturable ranges that contain `offset`, walking across
- * adjacent ones; `offset` itself if none contains it. */
-static uint64_t capturable_end(const struct region *regions, uint32_t n, uint64_t offset)
-{
-    for (;;) {
-        uint64_t end = offset;
-        for (uint32_t i = 0; i < n; i++)
-            if (offset >= regions[i].offset && offset < regions[i].offset + regions[i].size &&
-                regions[i].offset + regions[i].size > end)
-                end = regions[i].offset + regions[i].size;
-        if (end == offset)
-            return offset;
-        offset = end;
-    }
-}
-
 /* Everything about a header and run list copied into the incarnation that
  * does not need the ME. -EINVAL malformed, -EKEYREJECTED another enclave's. */
-static int validate_image(const struct spm_ckpt_header *h, const struct spm_ckpt_run *runs,
+static int validate_image(struct spm_ckpt_header *h, const struct spm_ckpt_run *runs,
                           uint64_t buffer_size)
 {
-    const struct spm_layout_info *l = trts_layout();
-    if (h->magic != SPM_CKPT_MAGIC || h->version != SPM_CKPT_VERSION || h->reserved0 ||
-        h->reserved1 || !all_zero(h->reserved, sizeof(h->reserved)))
-        return -EINVAL;
-    if (h->chunk_size % PAGE || h->chunk_size < SPM_CKPT_MIN_CHUNK_SIZE ||
-        h->chunk_size > SPM_CKPT_MAX_CHUNK_SIZE)
-        return -EINVAL;
-    if (h->elrange_base != trts_base() || h->elrange_size != l->elrange_size ||
-        h->tcs_count != l->tcs_count)
-        return -EINVAL;
-    struct region regions[REGION_CAPACITY];
-    uint32_t n = capturable_regions(regions, REGION_CAPACITY);
-    uint64_t previous_end = 0;
-    for (uint32_t i = 0; i < h->run_count; i++) {
-        uint64_t offset = runs[i].offset, size = runs[i].size;
-        if (size == 0 || offset % PAGE || size % PAGE || offset + size < offset ||
-            offset + size > l->elrange_size || (i > 0 && offset < previous_end))
-            return -EINVAL;
-        previous_end = offset + size;
-        /* Only pages a checkpoint captures: never code, the layout page,
-         * the incarnation pages, TCS or SSA pages. */
-        for (uint64_t at = offset; at < previous_end;) {
-            uint64_t end = capturable_end(regions, n, at);
-            if (end == at)
-                return -EINVAL;
-            at = end;
-        }
-    }
-    /* A thread region comes whole (stack and thread data) or not at all. */
-    for (uint32_t r = 0; r < n; r++) {
-        if (regions[r].tcs == UINT32_MAX)
-            continue;
-        uint64_t lo = regions[r].offset, hi = lo + regions[r].size, covered = 0;
-        for (uint32_t i = 0; i < h->run_count; i++) {
-            uint64_t a = runs[i].offset > lo ? runs[i].offset : lo;
-            uint64_t b = runs[i].offset + runs[i].size < hi ? runs[i].offset + runs[i].size : hi;
-            if (b > a)
-                covered += b - a;
-        }
-        if (covered != 0 && covered != regions[r].size)
-            return -EINVAL;
-    }
-    struct spm_ckpt_header expect = *h;
-    int ret = compute_sizes(&expect, runs);
+    struct ckpt_region regions[REGION_CAPACITY];
+    const struct ckpt_target target = {
+        .elrange_base = trts_base(),
+        .layout = trts_layout(),
+        .regions = regions,
+        .region_count = capturable_regions(regions, REGION_CAPACITY),
+    };
+    int ret = ckpt_validate(h, runs, buffer_size, &target);
     if (ret < 0)
         return ret;
-    if (expect.payload_size != h->payload_size || expect.chunk_count != h->chunk_count ||
-        expect.header_size != h->header_size || expect.image_size != h->image_size ||
-        h->image_size > buffer_size)
-        return -EINVAL;
-    return check_own_identity(&expect, false);
+    return check_own_identity(h, false);
 }
 
 /* Locks (for entry.S) every TCS whose thread region is in the run list.
@@ -900,16 +696,9 @@ static int restore_begin(uint64_t args_address)
         ret = -EFAULT;
         goto fail;
     }
-    memcpy(h, image, sizeof(*h));
-    if (h->run_count > SPM_CKPT_MAX_RUNS ||
-        h->header_size != sizeof(*h) + (uint64_t)h->run_count * sizeof(struct spm_ckpt_run) ||
-        buffer.size < h->header_size) {
-        ret = -EINVAL;
-        goto fail;
-    }
     struct spm_ckpt_run *runs = run_list();
-    memcpy(runs, image + sizeof(*h), h->run_count * sizeof(runs[0]));
-    if ((ret = validate_image(h, runs, buffer.size)) < 0)
+    if ((ret = ckpt_read_header(image, buffer.size, h, runs)) < 0 ||
+        (ret = validate_image(h, runs, buffer.size)) < 0)
         goto fail;
     tc_sha256_two(h, sizeof(*h), runs, h->run_count * sizeof(runs[0]), c->digest);
     if ((ret = lock_restored_threads(h, own_tcs_index())) < 0)
@@ -963,47 +752,6 @@ static bool restore_worker_enter(struct trts_ckpt_state *c)
     return false;
 }
 
-/* Copies chunk `index`'s ciphertext into its pages and checks its tag over
- * that copy (what was written, not what the image holds by then). */
-static bool verify_chunk(const struct trts_ckpt_state *c, const struct tc_gcm_key *key,
-                         uint32_t index, const uint8_t *image)
-{
-    const struct spm_ckpt_header *h = &c->header;
-    uint8_t nonce[12], tag[16], want[16];
-    ckpt_nonce(h, index, nonce);
-    memcpy(want, image + h->header_size + (uint64_t)index * SPM_CKPT_TAG_SIZE, sizeof(want));
-    struct tc_gcm_chunk gcm;
-    tc_gcm_chunk_start(key, &gcm, nonce, c->digest, sizeof(c->digest));
-    const uint8_t *in = image + chunk_ciphertext_offset(h, index);
-    struct piece_walk w;
-    walk_start(&w, h, index);
-    uint8_t *piece;
-    uint64_t size;
-    while (walk_next(&w, &piece, &size)) {
-        tc_gcm_chunk_ghash_copy(key, &gcm, in, piece, size);
-        in += size;
-    }
-    tc_gcm_chunk_tag(key, &gcm, tag);
-    return spm_ct_equal(tag, want, sizeof(tag)) == 0;
-}
-
-static void decrypt_chunk(const struct trts_ckpt_state *c, const struct tc_gcm_key *key,
-                          uint32_t index)
-{
-    const struct spm_ckpt_header *h = &c->header;
-    uint8_t nonce[12];
-    ckpt_nonce(h, index, nonce);
-    struct tc_gcm_chunk gcm;
-    tc_gcm_chunk_start(key, &gcm, nonce, NULL, 0);
-    struct piece_walk w;
-    walk_start(&w, h, index);
-    uint8_t *piece;
-    uint64_t size;
-    while (walk_next(&w, &piece, &size))
-        tc_gcm_chunk_ctr(key, &gcm, piece, size);
-    spm_wipe(&gcm, sizeof(gcm));
-}
-
 static int restore_work(uint64_t args_address, bool decrypt)
 {
     struct spm_ecall_args args;
@@ -1031,6 +779,7 @@ static int restore_work(uint64_t args_address, bool decrypt)
     uint32_t *finished = decrypt ? &c->decrypted : &c->chunks_done;
     struct tc_gcm_key key;
     tc_gcm_key_init(&key, c->key);
+    const struct ckpt_chunks chunks = chunks_of(c, &key);
     uint32_t done = 0;
     ret = 0;
     while (phase_is(TRTS_PHASE_RESTORING) && !__atomic_load_n(&c->failed, __ATOMIC_SEQ_CST)) {
@@ -1038,8 +787,8 @@ static int restore_work(uint64_t args_address, bool decrypt)
         if (index >= h->chunk_count)
             break;
         if (decrypt) {
-            decrypt_chunk(c, &key, index);
-        } else if (!verify_chunk(c, &key, index, image)) {
+            ckpt_decrypt_chunk(&chunks, index);
+        } else if (!ckpt_verify_chunk(&chunks, index, image)) {
             __atomic_store_n(&c->failed, 1, __ATOMIC_SEQ_CST);
             ret = -EBADMSG;
             break;
