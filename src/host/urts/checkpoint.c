@@ -186,12 +186,10 @@ static int run_parallel(struct spm_enclave *e, const uint32_t *idle, unsigned co
     return ret;
 }
 
-/* The public reference of the checkpoint in `image`, as the ME keys its
- * escrow (struct spm_me_checkpoint_ref): lineage, generation and id from
- * the header, the digest over header || runs as the enclave computes it
- * (checkpoint_abi.h). The enclave wrote the header, but it lies in
- * ordinary process memory: every size is checked before it is used. */
-static int image_ref(const uint8_t *image, size_t image_size, struct spm_me_checkpoint_ref *ref)
+/* The enclave wrote the header, but it lies in ordinary process memory:
+ * every size is checked before it is used. */
+int spm_urts_checkpoint_ref(const uint8_t *image, size_t image_size,
+                            struct spm_me_checkpoint_ref *ref)
 {
     struct spm_ckpt_header h;
     if (image_size < sizeof(h))
@@ -374,7 +372,7 @@ int spm_urts_export(struct spm_enclave *e, const struct spm_ckpt_options *o,
      * already wiped itself); the export request refuses to report
      * success without it. */
     struct spm_me_checkpoint_ref ref = {0};
-    int ref_ret = image_ref(image, image_size, &ref);
+    int ref_ret = spm_urts_checkpoint_ref(image, image_size, &ref);
     if (ref_ret < 0)
         spm_error("exported the enclave at %#llx, but its image header is malformed: the "
                   "checkpoint cannot be named for a migration",

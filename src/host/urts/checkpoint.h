@@ -7,9 +7,11 @@
 #define SPM_HOST_URTS_CHECKPOINT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct spm_enclave;
+struct spm_me_checkpoint_ref;
 
 struct spm_ckpt_options {
     unsigned
@@ -50,6 +52,14 @@ int spm_enclave_checkpoint(struct spm_enclave *e, const struct spm_ckpt_options 
 int spm_enclave_restore(struct spm_enclave *e, const struct spm_ckpt_options *options,
                         struct spm_ckpt_stats *stats, bool *permanent)
     __attribute__((warn_unused_result));
+
+/* The public reference of the exported checkpoint in `image` (image_size
+ * bytes), as the ME keys its escrow: lineage, generation and id from the
+ * header, and the digest over header || runs, as the enclave computes it
+ * (checkpoint_abi.h). Checks magic, version, run count and header size;
+ * the rest is the enclave's to judge. -EPROTO for a malformed header. */
+int spm_urts_checkpoint_ref(const uint8_t *image, size_t image_size,
+                            struct spm_me_checkpoint_ref *ref) __attribute__((warn_unused_result));
 
 /* The same, without taking the process-wide operation lock (the control
  * thread holds it across all enclaves). checkpoint.c. */
