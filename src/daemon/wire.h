@@ -161,6 +161,7 @@ enum spmd_mode {
 
 _Static_assert(sizeof(struct spmd_wire_hello) == 16 + 16 + 128, "wire hello");
 _Static_assert(sizeof(struct spmd_wire_file) == 16, "wire file");
+_Static_assert(sizeof(struct spmd_wire_file_end) == 32, "wire file end");
 _Static_assert(sizeof(struct spmd_wire_images_done) == 16, "wire images done");
 _Static_assert(sizeof(struct spmd_wire_restore) == 72, "wire restore");
 _Static_assert(sizeof(struct spmd_wire_restored) == 16, "wire restored");

@@ -114,7 +114,7 @@ static struct result one(const char *a0, const char *a1, const char *a2)
 {
     struct batch b;
     batch_start(&b);
-    add(&b, a0, a1, a2, NULL);
+    add(&b, a0, a1, a2, (char *)NULL);
     struct result r = run(&b, 4096);
     assert_int_equal(r.ret, 0);
     assert_int_equal(r.reply.status, 0);
@@ -129,15 +129,15 @@ static void test_batch_replies(void **state)
     (void)state;
     struct batch b;
     batch_start(&b);
-    add(&b, "FLUSHALL", NULL);
-    add(&b, "SET", "a", "1", NULL);
-    add(&b, "get", "a", NULL);
-    add(&b, "INCR", "a", NULL);
-    add(&b, "GET", "none", NULL);
-    add(&b, "DEL", "a", "none", NULL);
-    add(&b, "PING", NULL);
-    add(&b, "nosuch", "x\r\ny", NULL);
-    add(&b, "GET", NULL);
+    add(&b, "FLUSHALL", (char *)NULL);
+    add(&b, "SET", "a", "1", (char *)NULL);
+    add(&b, "get", "a", (char *)NULL);
+    add(&b, "INCR", "a", (char *)NULL);
+    add(&b, "GET", "none", (char *)NULL);
+    add(&b, "DEL", "a", "none", (char *)NULL);
+    add(&b, "PING", (char *)NULL);
+    add(&b, "nosuch", "x\r\ny", (char *)NULL);
+    add(&b, "GET", (char *)NULL);
     struct result r = run(&b, 4096);
     assert_int_equal(r.ret, 0);
     assert_int_equal(r.reply.status, 0);
@@ -160,12 +160,12 @@ static void test_batch_replies(void **state)
 static void test_malformed_batches_run_nothing(void **state)
 {
     (void)state;
-    one("FLUSHALL", NULL, NULL);
+    one("FLUSHALL", NULL, (char *)NULL);
     struct batch b;
     const uint32_t huge[] = {0, KVS_MAX_ARGC + 1, 0xffffffffu};
     for (int variant = 0; variant < 9; variant++) {
         batch_start(&b);
-        add(&b, "SET", "victim", "1", NULL);
+        add(&b, "SET", "victim", "1", (char *)NULL);
         switch (variant) {
         case 0: /* the count claims one more command than there is */
             b.count++;
@@ -211,7 +211,7 @@ static void test_malformed_batches_run_nothing(void **state)
     struct kvs_batch_header header = {KVS_BATCH_MAGIC, 0xffffffffu};
     assert_int_equal(run_raw(&header, sizeof(header), 4096).ret, -EBADMSG);
 
-    struct result r = one("EXISTS", "victim", NULL);
+    struct result r = one("EXISTS", "victim", (char *)NULL);
     assert_string_equal(r.text, ":0\r\n");
 }
 
@@ -264,7 +264,7 @@ static void test_size_limits(void **state)
     assert_int_equal(r.ret, 0);
     assert_string_equal(r.text, "+OK\r\n");
     batch_start(&b);
-    add(&b, "GET", "max", NULL);
+    add(&b, "GET", "max", (char *)NULL);
     size_t capacity = sizeof(struct kvs_batch_reply) + KVS_MAX_ARG_SIZE + 64;
     uint8_t *out = malloc(capacity);
     size_t out_size;
@@ -278,7 +278,7 @@ static void test_size_limits(void **state)
     assert_memory_equal(out + sizeof(struct kvs_batch_reply) + strlen(head), value, 4096);
     free(out);
     free(b.data);
-    one("DEL", "max", NULL);
+    one("DEL", "max", (char *)NULL);
     free(value);
 }
 
@@ -290,16 +290,16 @@ static void test_output_too_small(void **state)
     char value[1000];
     memset(value, 'v', sizeof(value) - 1);
     value[sizeof(value) - 1] = '\0';
-    one("FLUSHALL", NULL, NULL);
+    one("FLUSHALL", NULL, (char *)NULL);
     one("SET", "big", value);
 
     assert_int_equal(run_raw("", 0, sizeof(struct kvs_batch_reply) - 1).ret, -ENOSPC);
 
     struct batch b;
     batch_start(&b);
-    add(&b, "INCR", "n", NULL);
-    add(&b, "GET", "big", NULL);
-    add(&b, "INCR", "n", NULL);
+    add(&b, "INCR", "n", (char *)NULL);
+    add(&b, "GET", "big", (char *)NULL);
+    add(&b, "INCR", "n", (char *)NULL);
     struct result r = run(&b, sizeof(struct kvs_batch_reply) + 600);
     assert_int_equal(r.ret, 0);
     assert_int_equal(r.reply.status, -ENOSPC);
@@ -307,18 +307,18 @@ static void test_output_too_small(void **state)
     assert_int_equal(r.reply.needed_size, 1 + 3 + 2 + 999 + 2); /* "$999\r\n" value "\r\n" */
     assert_string_equal(r.text, ":1\r\n");
     /* The third command did not run either. */
-    r = one("GET", "n", NULL);
+    r = one("GET", "n", (char *)NULL);
     assert_string_equal(r.text, "$1\r\n1\r\n");
 
     /* With room for nothing but the header, no command runs. */
     batch_start(&b);
-    add(&b, "INCR", "n", NULL);
+    add(&b, "INCR", "n", (char *)NULL);
     r = run(&b, sizeof(struct kvs_batch_reply) + 8);
     assert_int_equal(r.ret, 0);
     assert_int_equal(r.reply.status, -ENOSPC);
     assert_int_equal(r.reply.commands_done, 0);
     assert_true(r.reply.needed_size > 8);
-    r = one("GET", "n", NULL);
+    r = one("GET", "n", (char *)NULL);
     assert_string_equal(r.text, "$1\r\n1\r\n");
 }
 
@@ -331,9 +331,9 @@ static void test_corrupted_batches(void **state)
     for (int round = 0; round < 3000; round++) {
         struct batch b;
         batch_start(&b);
-        add(&b, "SET", "k", "v", NULL);
-        add(&b, "GET", "k", NULL);
-        add(&b, "DEL", "k", "j", NULL);
+        add(&b, "SET", "k", "v", (char *)NULL);
+        add(&b, "GET", "k", (char *)NULL);
+        add(&b, "DEL", "k", "j", (char *)NULL);
         for (int flips = 0; flips < 1 + round % 4; flips++) {
             x ^= x << 13;
             x ^= x >> 17;
@@ -363,7 +363,7 @@ static void *incr_main(void *arg)
         struct batch b;
         batch_start(&b);
         for (int c = 0; c < 10; c++)
-            add(&b, "INCR", "shared", NULL);
+            add(&b, "INCR", "shared", (char *)NULL);
         struct result r = run(&b, 1024);
         if (r.ret != 0 || r.reply.status != 0 || r.reply.commands_done != 10)
             w->failures++;
@@ -375,7 +375,7 @@ static void *incr_main(void *arg)
 static void test_concurrent_batches(void **state)
 {
     (void)state;
-    one("DEL", "shared", NULL);
+    one("DEL", "shared", (char *)NULL);
     enum { THREADS = 6, BATCHES = 500 };
     pthread_t t[THREADS];
     struct incr_worker w[THREADS];
@@ -384,7 +384,7 @@ static void test_concurrent_batches(void **state)
         assert_int_equal(pthread_create(&t[i], NULL, incr_main, &w[i]), 0);
     }
     for (int i = 0; i < THREADS; i++) {
-        pthread_join(t[i], NULL);
+        pthread_join(t[i], (char *)NULL);
         assert_int_equal(w[i].failures, 0);
     }
     char want[32];

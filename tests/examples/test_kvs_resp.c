@@ -298,7 +298,9 @@ static void test_argument_array_growth(void **state)
         size_t size = strlen(inputs[i]);
         assert_int_equal(resp_parse(&parser, buf, size, args, 2, &argc, &consumed), -ENOBUFS);
         assert_int_equal(parser.argc, 5);
-        args = realloc(args, 5 * sizeof(*args));
+        struct resp_arg *more = realloc(args, 5 * sizeof(*args));
+        assert_non_null(more);
+        args = more;
         assert_int_equal(resp_parse(&parser, buf, size, args, 5, &argc, &consumed), 0);
         assert_int_equal(argc, 5);
         assert_int_equal(consumed, size);

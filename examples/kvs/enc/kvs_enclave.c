@@ -183,7 +183,8 @@ static void maybe_grow(void)
     struct entry **bigger = calloc(buckets * 2, sizeof(*bigger));
     if (!bigger)
         return;
-    g_db.tables[1] = (struct table){bigger, buckets * 2 - 1};
+    g_db.tables[1].buckets = bigger;
+    g_db.tables[1].mask = buckets * 2 - 1;
     g_db.rehashing = true;
     g_db.rehash_index = 0;
 }

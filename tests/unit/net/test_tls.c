@@ -774,7 +774,7 @@ static void test_timeouts(void **state)
     server_start_with(&s, alpha, body_recv_one, 64, 300);
     assert_int_equal(raw_connect(&r, s.port, "beta", 0), 1);
     raw_expect_accepted(&r);
-    uint8_t partial[SPM_WIRE_HEADER_SIZE + 3];
+    uint8_t partial[SPM_WIRE_HEADER_SIZE + 3] = {0};
     header(partial, SPM_WIRE_MAGIC, 1, 1, 10, 0);
     raw_write(&r, partial, sizeof(partial)); /* 3 of 10 body bytes, then silence */
     server_join(&s);                         /* the server gives up after 300 ms */

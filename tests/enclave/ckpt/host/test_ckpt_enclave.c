@@ -1140,7 +1140,7 @@ static size_t export_with_lost_escrow_reply(struct spm_enclave *e, uint8_t **ima
     const uint8_t *inc = (const uint8_t *)spm_enclave_base(e) + e->layout.info.incarnation_offset;
     const uint64_t magic = SPM_CKPT_MAGIC;
     int found = 0;
-    struct spm_ckpt_header h;
+    struct spm_ckpt_header h = {0};
     for (size_t at = 0; at + sizeof(h) <= PAGE; at++) {
         if (memcmp(inc + at, &magic, sizeof(magic)) != 0)
             continue;
