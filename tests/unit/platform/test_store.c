@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "host/common/fileio.h"
 #include "host/crypto/hash.h"
 #include "test_util.h"
@@ -312,6 +314,43 @@ static void test_corrupt_pem_files_are_named(void **state)
     free(cert);
 }
 
+/* attest.key with its private half altered and its public half intact
+ * (PKCS#8 carries both): it still matches attest.crt, but would sign quotes
+ * no verifier accepts. Found by fuzz/attest/fuzz_platform. */
+static void test_key_pair_mismatch_is_named(void **state)
+{
+    struct fixture *f = *state;
+    size_t size = 0;
+    uint8_t *pem = read_all(f->dir, "attest.key", &size);
+    /* "-----BEGIN PRIVATE KEY-----\n", base64 lines, "-----END ...": the
+     * DER is 138 bytes, its private scalar at offset 36. */
+    const char *begin = "-----BEGIN PRIVATE KEY-----\n";
+    const char *end = "-----END PRIVATE KEY-----\n";
+    char base64[256] = {0};
+    size_t n = 0;
+    for (size_t i = strlen(begin); i < size - strlen(end); i++)
+        if (pem[i] != '\n')
+            base64[n++] = (char)pem[i];
+    uint8_t der[192];
+    assert_int_equal(EVP_DecodeBlock(der, (const unsigned char *)base64, (int)n), 138);
+    der[40] ^= 0x01;
+    char encoded[256];
+    int encoded_size = EVP_EncodeBlock((unsigned char *)encoded, der, 138);
+    char altered[512];
+    size_t at = (size_t)snprintf(altered, sizeof(altered), "%s", begin);
+    for (int i = 0; i < encoded_size; i += 64)
+        at += (size_t)snprintf(altered + at, sizeof(altered) - at, "%.64s\n", encoded + i);
+    at += (size_t)snprintf(altered + at, sizeof(altered) - at, "%s", end);
+
+    char *dir = clone_platform(f, "altered-private-key");
+    write_all(dir, "attest.key", altered, at);
+    char *path = test_path(dir, "attest.key");
+    expect_open_error(dir, -EBADMSG, path);
+    free(path);
+    free(dir);
+    free(pem);
+}
+
 static void test_platform_dir_resolution(void **state)
 {
     (void)state;
@@ -358,6 +397,7 @@ int main(void)
         cmocka_unit_test(test_missing_files_are_named),
         cmocka_unit_test(test_corrupt_state_file_is_named),
         cmocka_unit_test(test_corrupt_pem_files_are_named),
+        cmocka_unit_test(test_key_pair_mismatch_is_named),
         cmocka_unit_test(test_platform_dir_resolution),
         cmocka_unit_test(test_reopen_gives_the_same_platform),
     };

@@ -364,6 +364,21 @@ static int load_attestation(const char *dir, struct spm_sim_platform *p)
     }
     if ((ret = spm_ec_key_public(p->attest_key, p->attest_public)) < 0)
         goto out;
+    /* PKCS#8 carries the public key beside the private one, and OpenSSL
+     * takes it as written: a key whose private half was altered would
+     * still match the certificate, and sign quotes no verifier accepts. */
+    static const char probe[] = "SPM attestation key pair check";
+    uint8_t probe_signature[SPM_EC_SIGNATURE_SIZE];
+    ret = spm_ec_sign(p->attest_key, probe, sizeof(probe), probe_signature);
+    if (ret == -ENOMEM)
+        goto out;
+    if (ret < 0 || !spm_ec_verify(p->attest_public, probe, sizeof(probe), probe_signature)) {
+        spm_error("platform file %s/%s is corrupt: its private key does not match the public key "
+                  "it carries",
+                  dir, SPM_SIM_ATTEST_KEY_FILE);
+        ret = -EBADMSG;
+        goto out;
+    }
     if ((ret = read_in(dir, SPM_SIM_ATTEST_CERT_FILE, MAX_PEM_FILE_SIZE, &cert, &cert_size)) < 0 ||
         (ret = read_in(dir, SPM_SIM_ROOT_CERT_FILE, MAX_PEM_FILE_SIZE, &root, &root_size)) < 0)
         goto out;
