@@ -51,6 +51,14 @@ static char g_lock_path[256];
 static const uint8_t g_mrsigner[32] = {0x11, 0x22, 0x33};
 static const uint8_t g_id[16] = {0x44, 0x55};
 
+static void clean(void);
+
+static void remove_dir(void)
+{
+    clean();
+    rmdir(g_dir);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
@@ -58,6 +66,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     snprintf(g_dir, sizeof(g_dir), "%s/spm-fuzz-platform-XXXXXX",
              access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
     assert(mkdtemp(g_dir));
+    atexit(remove_dir);
     snprintf(g_counter_dir, sizeof(g_counter_dir), "%s/counters", g_dir);
     uint8_t name_input[48], digest[32];
     memcpy(name_input, g_mrsigner, 32);
