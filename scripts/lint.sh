@@ -43,7 +43,8 @@ cppcheck --project="$build/compile_commands.json" --enable=warning,portability,p
 grep -E '^[^ ].*\|.*\|' "$out/cppcheck.raw" | sed "s|^$PWD/||" | sort >"$out/cppcheck.txt"
 
 run-clang-tidy-14 -p "$build" -quiet -j 2 $(sed "s|^|$PWD/|" "$out/files") >"$out/tidy.raw" 2>/dev/null
-grep -E '^/.*:[0-9]+:[0-9]+: (warning|error): .*\[[a-z0-9.,-]+\]$' "$out/tidy.raw" |
+sed 's/\x1b\[[0-9;]*m//g' "$out/tidy.raw" |
+    grep -E '^/.*:[0-9]+:[0-9]+: (warning|error): .*\[[a-z0-9.,-]+\]$' |
     sed -E "s|^$PWD/||; s|^([^:]+):[0-9]+:[0-9]+: (warning\|error): (.*) \[([^]]+)\]$|\1\|\4\|\3|" |
     sort -u >"$out/tidy.txt"
 

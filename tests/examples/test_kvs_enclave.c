@@ -384,7 +384,7 @@ static void test_concurrent_batches(void **state)
         assert_int_equal(pthread_create(&t[i], NULL, incr_main, &w[i]), 0);
     }
     for (int i = 0; i < THREADS; i++) {
-        pthread_join(t[i], (char *)NULL);
+        pthread_join(t[i], NULL);
         assert_int_equal(w[i].failures, 0);
     }
     char want[32];

@@ -26,6 +26,6 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 "$spm" ca init --dir "$dir/ca" >/dev/null
 "$spm" platform init --platform "$dir/platform" --ca "$dir/ca" >/dev/null
-out=$("$client" "$enclave" "$dir/platform")
+out=$(${SPM_TEST_WRAP:+"$SPM_TEST_WRAP"} "$client" "$enclave" "$dir/platform") # memcheck: tests/valgrind
 echo "$out"
 grep -q "empty ecall round trip" <<<"$out" || { echo "FAIL: client did not run"; exit 1; }
