@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs the whole test suite twice: a
-# normal build, and host code under ASan+UBSan. Ends with one summary line
-# "N passed, N failed, N skipped" over both runs; exits non-zero on any failure.
+# normal build, and host code under ASan+UBSan. Then the host runtime and
+# daemon tests once more under Valgrind memcheck, the static analysers
+# (scripts/lint.sh), and every fuzz harness for $FUZZ_SECONDS (default 60)
+# each. Ends with one summary line "N passed, N failed, N skipped" over all
+# of it; exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,10 +30,37 @@ run_suite() {
 run_suite build "tests (release build)"
 run_suite build-asan "tests (ASan+UBSan)" asan
 
-python3 - build/meson-logs/testlog.json build-asan/meson-logs/testlog.json <<'PY'
+# The tests that drive the untrusted runtime and spmd, on the release
+# build, each under memcheck with every SPM program it starts
+# (tests/valgrind/memcheck.sh). The CRIU and network-namespace tests stay
+# out: CRIU cannot dump a process running under Valgrind.
+memcheck_tests=(
+    "basic enclave" "checkpoint engine" "control protocol" "checkpoint gate"
+    "checkpoint round trip with spmd" "migration enclave and spmd"
+    "migration enclaves_ attestation and key hand-over" "kvs enclave batch ecall"
+    "net_tls" "platform_test_store" "public libspm API"
+)
+echo "=== tests under Valgrind memcheck ==="
+meson test -C build --wrapper "$PWD/tests/valgrind/memcheck.sh" --logbase memcheck \
+    --print-errorlogs --num-processes 2 --timeout-multiplier 10 "${memcheck_tests[@]}" || status=1
+
+echo "=== static analysis ==="
+lint_status=0
+bash scripts/lint.sh build || { lint_status=1; status=1; }
+
+# Fuzz harnesses (fuzz/): each replays its regressions, then fuzzes.
+run_suite build-fuzz "fuzz harnesses, ${FUZZ_SECONDS:-60} s each" fuzz
+
+python3 - $lint_status build/meson-logs/testlog.json build-asan/meson-logs/testlog.json \
+    build/meson-logs/memcheck.json build-fuzz/meson-logs/testlog.json <<'PY'
 import json, sys
 passed = failed = skipped = 0
-for path in sys.argv[1:]:
+if sys.argv[1] == "0":
+    passed += 1
+else:
+    failed += 1
+    print("test: FAILED static analysis (scripts/lint.sh)")
+for path in sys.argv[2:]:
     try:
         lines = open(path).read().splitlines()
     except OSError:
