@@ -13,10 +13,15 @@
  * hostile relay in front of spmd: a lost ESCROW reply makes CKPT_ABORT
  * cancel before the enclave runs on, and that checkpoint then never
  * restores; a lost CANCEL keeps the enclave frozen until a retry gets one
- * through.
+ * through. Imports driven by hand, one runtime ecall at a time: two copies
+ * of one image both past RELEASE (the one whose COMMIT comes second dies
+ * and wipes what it decrypted), a restoring process killed before COMMIT
+ * (the image then restores once), and a chunk spliced in from an earlier
+ * checkpoint (refused; the image still restores).
  * argv: spmd me-image small-image big-image */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -1322,6 +1327,243 @@ static void test_cancel_after_another_copy_resumed_kills_this_one(void **state)
     spm_enclave_destroy(e);
 }
 
+/* ---- Two copies of one image, and a copy spliced from two ----
+ * A host with a simulated, readable ELRANGE can drive an import by hand:
+ * rebuild the enclave and run its runtime ecalls one at a time, stopping
+ * anywhere. fork gives a second process with the same image and ELRANGE
+ * base, as a copied image restored elsewhere on the host would have. */
+
+/* Rebuilds exported `e` at its base and imports on TCS 0 up to, not
+ * including, RESTORE_END: RESTORE_BEGIN (the ME releases K), then
+ * RESTORE_VERIFY and RESTORE_DECRYPT, after which ELRANGE holds the state
+ * in the clear and nothing is committed. No cmocka assertion: a forked
+ * child calls it. 0 or the first failure. */
+static int import_until_commit(struct spm_enclave *e)
+{
+    char dir[PATH_MAX];
+    int ret = spm_urts_open_platform(e, dir, sizeof(dir));
+    if (ret < 0)
+        return ret;
+    spm_urts_elrange_release(e);
+    if ((ret = spm_urts_build(e, e->base, true)) < 0)
+        return ret;
+    struct spm_ckpt_buffer buffer = {(uint64_t)e->image, e->image_size};
+    struct spm_restore_begin_out begun;
+    size_t n = 0;
+    if ((ret = spm_urts_ecall_internal(e, 0, SPM_RT_ECALL_RESTORE_BEGIN, &buffer, sizeof(buffer),
+                                       &begun, sizeof(begun), &n)) < 0)
+        return ret;
+    const uint32_t steps[] = {SPM_RT_ECALL_RESTORE_VERIFY, SPM_RT_ECALL_RESTORE_DECRYPT};
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        struct spm_ckpt_work_out work = {0};
+        if ((ret = spm_urts_ecall_internal(e, 0, steps[i], &buffer, sizeof(buffer), &work,
+                                           sizeof(work), &n)) < 0)
+            return ret;
+        if (work.chunks_done != begun.chunk_count)
+            return -EPROTO;
+    }
+    return 0;
+}
+
+static int restore_end_by_hand(struct spm_enclave *e)
+{
+    size_t n;
+    return spm_urts_ecall_internal(e, 0, SPM_RT_ECALL_RESTORE_END, NULL, 0, NULL, 0, &n);
+}
+
+/* Forks a copy of this process that restores e's image through libspm
+ * straight to spmd and asks CKPT_TEST_COUNT once; true when that copy ran
+ * on with count `want`. */
+static bool other_copy_restores(struct spm_enclave *e, uint64_t want)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        setenv(SPM_SPMD_SOCKET_ENV, g_sock, 1); /* no relay thread in this process */
+        bool permanent;
+        int ret = restore_from(e, e->image, e->image_size, &permanent);
+        uint64_t v = 0;
+        int c = ret == 0 ? call(e, CKPT_TEST_COUNT, NULL, 0, &v, sizeof(v), NULL) : -1;
+        _exit(ret == 0 && c == 0 && v == want ? 0 : 1);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/* 5. Two restores of one image both past RELEASE: this one decrypted the
+ * state, then its COMMIT is lost in the relay; another copy restores the
+ * same image and commits. When this one's COMMIT gets through, the ME
+ * answers -EALREADY and the enclave must die (ckpt.c: restore_end ->
+ * restore_die): it never runs, and the state it decrypted is wiped. */
+static void test_losing_restore_dies_after_decrypting(void **state)
+{
+    (void)state;
+    const uint64_t seed = 0x105e, heap = 128 << 10;
+    struct secrets s;
+    secrets_init(&s, seed, heap);
+    struct spm_enclave *e = load(g_small);
+    struct ckpt_test_fill f = {seed, heap};
+    struct ckpt_test_where where;
+    assert_int_equal(call(e, CKPT_TEST_FILL, &f, sizeof(f), &where, sizeof(where), NULL), 0);
+    uint64_t before = count(e);
+    struct spm_ckpt_options o = {.chunk_size = 64 << 10};
+    struct spm_ckpt_stats stats;
+    assert_int_equal(spm_enclave_checkpoint(e, &o, &stats), 0);
+    const unsigned escrowed = proxy_counts().delivered;
+
+    /* This copy: RELEASE through the relay, every chunk verified and
+     * decrypted into ELRANGE. */
+    assert_int_equal(import_until_commit(e), 0);
+    assert_int_equal(proxy_counts().delivered - escrowed, 1);
+    assert_memory_equal((const void *)where.heap, s.bytes[0], heap);
+    assert_memory_equal((const void *)where.globals, s.bytes[1], CKPT_TEST_GLOBALS_SIZE);
+    /* Its COMMIT never reaches the ME: retryable, the enclave waits. */
+    proxy_arm(0, true);
+    int end = restore_end_by_hand(e);
+    assert_true(end < 0 && end != -EALREADY);
+    assert_true(proxy_counts().refused >= 1);
+    uint64_t v;
+    size_t n;
+    assert_int_equal(spm_urts_ecall_internal(e, 1, CKPT_TEST_COUNT, NULL, 0, &v, sizeof(v), &n),
+                     -EBUSY);
+
+    /* The other copy restores the same image and commits first. */
+    assert_true(other_copy_restores(e, before + 1));
+
+    /* This COMMIT now arrives: refused, and this enclave is dead. */
+    proxy_arm(0, false);
+    assert_int_equal(restore_end_by_hand(e), -EALREADY);
+    assert_int_equal(proxy_counts().delivered - escrowed, 2);
+    for (uint32_t t = 0; t < spm_enclave_tcs_count(e); t++)
+        assert_int_equal(spm_urts_ecall_internal(e, t, CKPT_TEST_COUNT, NULL, 0, &v, sizeof(v), &n),
+                         -ESHUTDOWN);
+    assert_int_equal(restore_end_by_hand(e), -ESHUTDOWN);
+    const struct spm_ckpt_header *h = image_header(e);
+    const struct spm_ckpt_run *runs = (const struct spm_ckpt_run *)(h + 1);
+    const uint8_t *base = (const uint8_t *)spm_enclave_base(e);
+    for (uint32_t i = 0; i < h->run_count; i++)
+        for (uint64_t at = 0; at < runs[i].size; at++)
+            if (base[runs[i].offset + at]) {
+                fprintf(stderr, "byte %#lx of run %u survived the refused COMMIT\n",
+                        (unsigned long)at, i);
+                fail();
+            }
+    secrets_free(&s);
+    spm_enclave_destroy(e);
+}
+
+/* 6. The restoring process is SIGKILLed between RELEASE and COMMIT, with
+ * the state decrypted in its ELRANGE. RELEASE persisted nothing: the
+ * untouched image restores once, and a further restore is refused. */
+static void test_restore_killed_before_commit_image_restores_once(void **state)
+{
+    (void)state;
+    const uint64_t heap = 128 << 10;
+    struct spm_enclave *e = load(g_small);
+    fill(e, 0x4b11, heap);
+    uint64_t before = count(e);
+    struct spm_ckpt_options o = {.chunk_size = 64 << 10};
+    struct spm_ckpt_stats stats;
+    assert_int_equal(spm_enclave_checkpoint(e, &o, &stats), 0);
+    size_t size = e->image_size;
+    uint8_t *copy = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(copy != MAP_FAILED);
+    memcpy(copy, e->image, size);
+
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(ready[0]);
+        char reached = import_until_commit(e) == 0 ? 'y' : 'n';
+        if (write(ready[1], &reached, 1) != 1)
+            _exit(1);
+        for (;;)
+            pause();
+    }
+    close(ready[1]);
+    char reached = 0;
+    assert_int_equal(read(ready[0], &reached, 1), 1);
+    close(ready[0]);
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_int_equal(reached, 'y'); /* it was past RELEASE and DECRYPT */
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+
+    bool permanent = true;
+    assert_int_equal(spm_enclave_restore(e, &o, &stats, &permanent), 0);
+    check_state(e, heap);
+    assert_int_equal(count(e), before + 1);
+    assert_int_equal(restore_from(e, copy, size, &permanent), -EALREADY);
+    assert_true(permanent);
+    spm_enclave_destroy(e); /* unmaps the copy */
+}
+
+/* 7. A chunk and its tag copied from an earlier checkpoint of the same
+ * enclave, same chunk size, at the same index: K is per checkpoint, and
+ * the nonce (checkpoint id) and AAD (header digest) name the checkpoint,
+ * so the tag fails; the image it was spliced into still restores. */
+static void test_chunk_spliced_from_another_checkpoint_refused(void **state)
+{
+    (void)state;
+    const uint64_t heap = 256 << 10;
+    struct spm_enclave *e = load(g_small);
+    fill(e, 0x5911, heap);
+    struct spm_ckpt_options o = {.chunk_size = 16 << 10};
+    struct spm_ckpt_stats stats;
+    bool permanent;
+    assert_int_equal(spm_enclave_checkpoint(e, &o, &stats), 0);
+    const struct spm_ckpt_header a = *image_header(e);
+    uint8_t *image_a = malloc(e->image_size);
+    assert_non_null(image_a);
+    memcpy(image_a, e->image, e->image_size);
+    assert_int_equal(spm_enclave_restore(e, &o, &stats, &permanent), 0);
+    /* New secrets in the same places: every chunk of heap and globals
+     * holds other plaintext in B than in A. */
+    fill(e, 0x5912, heap);
+
+    assert_int_equal(spm_enclave_checkpoint(e, &o, &stats), 0);
+    const struct spm_ckpt_header b = *image_header(e);
+    assert_int_equal(b.generation, a.generation + 1);
+    assert_int_equal(b.chunk_size, a.chunk_size);
+    assert_int_equal(b.chunk_count, a.chunk_count);
+    assert_int_equal(b.header_size, a.header_size);
+    assert_memory_not_equal(b.checkpoint_id, a.checkpoint_id, sizeof(a.checkpoint_id));
+    const size_t tags = b.header_size, payload = tags + 16 * (size_t)b.chunk_count;
+    uint8_t *saved = malloc(b.chunk_size);
+    assert_non_null(saved);
+    const uint32_t spliced[] = {0, b.chunk_count / 2};
+    for (size_t i = 0; i < sizeof(spliced) / sizeof(spliced[0]); i++) {
+        size_t tag = tags + 16 * (size_t)spliced[i];
+        size_t chunk = payload + (size_t)spliced[i] * b.chunk_size;
+        uint8_t saved_tag[16];
+        memcpy(saved_tag, e->image + tag, 16);
+        memcpy(saved, e->image + chunk, b.chunk_size);
+        assert_memory_not_equal(saved_tag, image_a + tag, 16);
+        memcpy(e->image + tag, image_a + tag, 16);
+        memcpy(e->image + chunk, image_a + chunk, b.chunk_size);
+        permanent = false;
+        int ret = spm_enclave_restore(e, &o, &stats, &permanent);
+        if (ret != -EBADMSG)
+            fprintf(stderr, "chunk %u of the earlier checkpoint: restore returned %d\n", spliced[i],
+                    ret);
+        assert_int_equal(ret, -EBADMSG);
+        assert_true(permanent);
+        memcpy(e->image + tag, saved_tag, 16);
+        memcpy(e->image + chunk, saved, b.chunk_size);
+    }
+    assert_int_equal(spm_enclave_restore(e, &o, &stats, &permanent), 0);
+    check_state(e, heap);
+    free(saved);
+    free(image_a);
+    spm_enclave_destroy(e);
+}
+
 /* ---- Setup ---- */
 
 static int setup_platform(void **state)
@@ -1387,6 +1629,10 @@ int main(int argc, char **argv)
                                         proxy_setup, proxy_teardown),
         cmocka_unit_test_setup_teardown(test_cancel_after_another_copy_resumed_kills_this_one,
                                         proxy_setup, proxy_teardown),
+        cmocka_unit_test_setup_teardown(test_losing_restore_dies_after_decrypting, proxy_setup,
+                                        proxy_teardown),
+        cmocka_unit_test(test_restore_killed_before_commit_image_restores_once),
+        cmocka_unit_test(test_chunk_spliced_from_another_checkpoint_refused),
     };
     int failed = cmocka_run_group_tests_name("without a Migration Enclave", without_me, NULL, NULL);
     failed +=
