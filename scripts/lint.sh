@@ -44,8 +44,8 @@ grep -E '^[^ ].*\|.*\|' "$out/cppcheck.raw" | sed "s|^$PWD/||" | sort >"$out/cpp
 
 run-clang-tidy-14 -p "$build" -quiet -j 2 $(sed "s|^|$PWD/|" "$out/files") >"$out/tidy.raw" 2>/dev/null
 sed 's/\x1b\[[0-9;]*m//g' "$out/tidy.raw" |
-    grep -E '^/.*:[0-9]+:[0-9]+: (warning|error): .*\[[a-z0-9.,-]+\]$' |
-    sed -E "s|^$PWD/||; s|^([^:]+):[0-9]+:[0-9]+: (warning\|error): (.*) \[([^]]+)\]$|\1\|\4\|\3|" |
+    grep -E '^(/|\.\./).*:[0-9]+:[0-9]+: (warning|error): .*\[[A-Za-z0-9.,-]+\]$' |
+    sed -E "s|^$PWD/||; s|^\.\./||; s|^$build/\.\./||; s|^([^:]+):[0-9]+:[0-9]+: (warning\|error): (.*) \[([^]]+)\]$|\1\|\4\|\3|" |
     sort -u >"$out/tidy.txt"
 
 status=0
