@@ -41,6 +41,8 @@ memcheck_tests=(
     "net_tls" "platform_test_store" "public libspm API"
 )
 echo "=== tests under Valgrind memcheck ==="
+# meson names the log after --logbase and the wrapper: memcheck-memcheck.sh.json
+rm -f build/meson-logs/memcheck*.json
 meson test -C build --wrapper "$PWD/tests/valgrind/memcheck.sh" --logbase memcheck \
     --print-errorlogs --num-processes 2 --timeout-multiplier 10 "${memcheck_tests[@]}" || status=1
 
@@ -52,7 +54,7 @@ bash scripts/lint.sh build || { lint_status=1; status=1; }
 run_suite build-fuzz "fuzz harnesses, ${FUZZ_SECONDS:-60} s each" fuzz
 
 python3 - $lint_status build/meson-logs/testlog.json build-asan/meson-logs/testlog.json \
-    build/meson-logs/memcheck.json build-fuzz/meson-logs/testlog.json <<'PY'
+    build/meson-logs/memcheck-memcheck.sh.json build-fuzz/meson-logs/testlog.json <<'PY'
 import json, sys
 passed = failed = skipped = 0
 if sys.argv[1] == "0":
