@@ -56,6 +56,8 @@ CASES=(
     link-cut-handover
     real-link-cut
     dest-sigkill-transfer
+    src-sigkill-transfer
+    dest-criu-restore-killed
     criu-dump-killed
     criu-killed-in-export
     criu-killed-after-seize
@@ -169,10 +171,12 @@ wait_for_file_line() {
     return 1
 }
 
-# kill_criu_when now|export|seized: SIGKILLs the `criu dump` of $KVS_PID
-# (found by its command line, in a tight loop) as soon as it appears, or once
-# the plugin's export request is being served (an accepted connection on the
-# process's control socket), or once CRIU has seized the process (state t).
+# kill_criu_when now|export|seized|restore: SIGKILLs the `criu dump` of
+# $KVS_PID (found by its command line, in a tight loop) as soon as it
+# appears, or once the plugin's export request is being served (an accepted
+# connection on the process's control socket), or once CRIU has seized the
+# process (state t); restore: the first `criu restore` on any host, as soon
+# as it appears.
 # Writes inject.done and, in inject.state, the process's state then.
 kill_criu_when() {
     python3 - "$1" "$KVS_PID" "$SPM_RUN_DIR/$KVS_PID.ctl" "$MIGRATE_WORK" <<'EOF'
@@ -189,8 +193,10 @@ def find_criu():
             continue
         # criu may run through a wrapper (sh, then ld.so --library-path
         # DIR .../criu): "...criu dump -t PID" anywhere in argv.
-        for i in range(1, len(argv) - 2):
-            if argv[i - 1].endswith(b"criu") and argv[i:i + 3] == [b"dump", b"-t", pid]:
+        for i in range(1, len(argv) - 1):
+            if mode != "restore" and argv[i - 1].endswith(b"criu") and argv[i:i + 3] == [b"dump", b"-t", pid]:
+                return int(d)
+            if mode == "restore" and argv[i - 1].endswith(b"criu") and argv[i] == b"restore":
                 return int(d)
 def state():
     try:
@@ -210,12 +216,12 @@ while criu is None and time.time() < deadline:
     criu = find_criu()
 while criu and time.time() < deadline:
     if not os.path.exists("/proc/%d" % criu):
-        sys.exit("criu dump ended before the moment to kill it came (%s)" % mode)
-    if mode == "now" or (mode == "export" and export_served()) or (mode == "seized" and state() == "t"):
+        sys.exit("criu ended before the moment to kill it came (%s)" % mode)
+    if mode in ("now", "restore") or (mode == "export" and export_served()) or (mode == "seized" and state() == "t"):
         break
     time.sleep(0.0005)
 if criu is None or time.time() >= deadline:
-    sys.exit("criu dump was not seen")
+    sys.exit("criu %s was not seen" % ("restore" if mode == "restore" else "dump"))
 try:
     start = int(open("/proc/%d/stat" % criu).read().rsplit(")", 1)[1].split()[19])
     age = "%dms" % ((float(open("/proc/uptime").read().split()[0]) - start / os.sysconf("SC_CLK_TCK")) * 1000)
@@ -224,7 +230,7 @@ except (OSError, ValueError, IndexError):
 try:
     os.kill(criu, signal.SIGKILL)
 except ProcessLookupError:
-    sys.exit("criu dump ended just before the kill (%s)" % mode)
+    sys.exit("criu ended just before the kill (%s)" % mode)
 t = time.time()
 # The process's state then (S/R running, t seized by CRIU) and criu's age.
 open(work + "/inject.state", "w").write("%s criu_age=%s" % (state(), age))
@@ -276,6 +282,15 @@ run_case() {
     # spmd b SIGKILLed during the images: a's send fails, b cannot be told
     # to discard (nothing runs there), the key never left: a.
     dest-sigkill-transfer) inject=kill-dest expect=a keys=4096 ;;
+    # spmd a SIGKILLed during the images: spm migrate loses its daemon,
+    # the process is dumped (gone) at a and b holds half its images; the key
+    # never left a's ME. Restarting spmd a and spm recover bring the
+    # process back in place and make b discard what it received: a.
+    src-sigkill-transfer) inject=kill-src expect=a keys=4096 ;;
+    # The real criu restore at b SIGKILLed as soon as it starts (where
+    # dest-restore-fail only injects a failure): the restore fails before
+    # any key moved, b discards, a rolls back: a.
+    dest-criu-restore-killed) inject=kill-criu-restore expect=a keys=4096 ;;
     # criu dump killed as soon as it appears, or while the plugin's export
     # request is served (the process exports on, its enclave ends up
     # exported with K escrowed at a), or after CRIU seized the process: the
@@ -304,6 +319,10 @@ run_case() {
     link-cut-handover) before=run@b evidence='injected fault: link cut after the key was sent' ;;
     real-link-cut) before=run@a evidence='sending [^ ]+ to host-b failed.*rolled back' ;;
     dest-sigkill-transfer) before=run@a evidence='(sending [^ ]+ to host-b failed|connection to host-b lost).*rolled back' ;;
+    # The dump ended the process (its images are at a): nothing runs until
+    # the recovery restores it from them.
+    src-sigkill-transfer) before=gone@gone evidence='spmd closed the connection before the end' ;;
+    dest-criu-restore-killed) before=run@a evidence='criu restore of pid [0-9]+ failed here.*rolled back' ;;
     criu-*) before=run@a evidence='criu dump of pid [0-9]+ failed' ;;
     esac
     local tag="case$index-$name" counter=$((1000 + index * 7))
@@ -344,6 +363,11 @@ run_case() {
     kill-dest)
         (wait_for_file_line "$MIGRATE_WORK/migrate.out" '^  transfer ' 120 &&
             kill -KILL "${SPMD_PID[b]}" && now >"$MIGRATE_WORK/inject.done") &
+        injector=$!
+        ;;
+    kill-src)
+        (wait_for_file_line "$MIGRATE_WORK/migrate.out" '^  transfer ' 120 &&
+            kill -KILL "${SPMD_PID[a]}" && now >"$MIGRATE_WORK/inject.done") &
         injector=$!
         ;;
     kill-criu-*)
@@ -392,7 +416,8 @@ run_case() {
     none) [ "$migrate_status" -eq 0 ] || mig_fail "a migration without fault failed" ;;
     # These cannot end well in one go: the source died, or the process
     # came back to a.
-    src-crash-* | dest-restore-fail | link-cut-transfer | dest-sigkill-transfer | real-link-cut | criu-*)
+    src-crash-* | src-sigkill-transfer | dest-restore-fail | dest-criu-restore-killed | \
+        link-cut-transfer | dest-sigkill-transfer | real-link-cut | criu-*)
         [ "$migrate_status" -ne 0 ] || mig_fail "spm migrate reported success despite $name"
         ;;
     esac
