@@ -32,13 +32,15 @@ run_suite build-asan "tests (ASan+UBSan)" asan
 
 # The tests that drive the untrusted runtime and spmd, on the release
 # build, each under memcheck with every SPM program it starts
-# (tests/valgrind/memcheck.sh). The CRIU and network-namespace tests stay
-# out: CRIU cannot dump a process running under Valgrind.
+# (tests/valgrind/memcheck.sh): in the migration test both hosts' spmd run
+# under memcheck, while the kvs CRIU moves does not (CRIU cannot dump a
+# process running under Valgrind).
 memcheck_tests=(
     "basic enclave" "checkpoint engine" "control protocol" "checkpoint gate"
     "checkpoint round trip with spmd" "migration enclave and spmd"
     "migration enclaves_ attestation and key hand-over" "kvs enclave batch ecall"
     "net_tls" "platform_test_store" "public libspm API"
+    "migrate spm - kvs a->b under load, state, key, counter, replays refused"
 )
 echo "=== tests under Valgrind memcheck ==="
 # meson names the log after --logbase and the wrapper: memcheck-memcheck.sh.json

@@ -138,13 +138,16 @@ spm_spmd_start() {
     # Only this start's readiness line counts (the log is appended to).
     local seen
     seen=$(grep -c "accepting peers" "$dir/spmd.log" 2>/dev/null || true)
-    SPMD_FAULT=${!fault_var:-} env "${env[@]}" setsid nsenter --net="/run/netns/spm-$name" -- "$CR_SPMD" \
+    SPMD_FAULT=${!fault_var:-} env "${env[@]}" setsid nsenter --net="/run/netns/spm-$name" -- \
+        ${SPM_TEST_WRAP:+"$SPM_TEST_WRAP"} "$CR_SPMD" \
         --platform "$dir/platform" --state "$dir/state" --socket "$dir/spmd.sock" \
         --listen "$(spm_host_ip "$name")" --tls-dir "$dir/tls" --name "$name" \
         --me "${!me_var:-$CR_ME_IMAGE}" "${extra[@]}" </dev/null >>"$dir/spmd.log" 2>&1 &
     SPMD_PID[$name]=$!
     local i n
-    for ((i = 0; i < 200; i++)); do
+    # (Under tests/valgrind/memcheck.sh spmd runs through $SPM_TEST_WRAP
+    # and starts far slower.)
+    for ((i = 0; i < ${SPM_TEST_WRAP:+30}200; i++)); do
         n=$(grep -c "accepting peers" "$dir/spmd.log" 2>/dev/null || true)
         [ "${n:-0}" -gt "${seen:-0}" ] && return 0
         kill -0 "${SPMD_PID[$name]}" 2>/dev/null || mig_fail "spmd of host $name exited: $(tail -3 "$dir/spmd.log")"
